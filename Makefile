@@ -1,0 +1,19 @@
+# The two commands of the README. Both install what is missing first.
+
+CARGO ?= cargo
+
+.PHONY: up test deps
+
+## Install missing system packages (apt-get, as root or through sudo).
+deps:
+	./scripts/install-deps.sh
+
+## Build and start the platform with embedded defaults (SQLite and ./caravan-data).
+up: deps
+	$(CARGO) run --release -p caravan -- server
+
+## Run every check and test: formatting, lints, unit, integration and end-to-end tests.
+test: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace

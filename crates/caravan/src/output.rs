@@ -1,0 +1,181 @@
+//! Printing results: tables for people, JSON for scripts.
+
+use caravan_tenancy::{Tenant, TokenCreated, TokenInfo, WhoAmI};
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::Output;
+
+/// Prints results in the chosen format.
+pub struct Printer {
+    format: Output,
+}
+
+impl Printer {
+    pub fn new(format: Output) -> Self {
+        Self { format }
+    }
+
+    fn json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    pub fn tenants(&self, tenants: &[Tenant]) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(tenants);
+        }
+        let mut table = table(&[
+            "NAME",
+            "DISPLAY NAME",
+            "RETENTION",
+            "DAILY QUOTA",
+            "CREATED",
+        ]);
+        for tenant in tenants {
+            table.add_row(vec![
+                tenant.name.to_string(),
+                tenant.display_name.clone(),
+                format!("{} days", tenant.retention_days),
+                quota(tenant.daily_quota_bytes),
+                timestamp(tenant.created_at),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    pub fn tenant(&self, tenant: &Tenant) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(tenant);
+        }
+        let mut table = Table::new();
+        table.load_preset(UTF8_BORDERS_ONLY);
+        for (key, value) in [
+            ("name", tenant.name.to_string()),
+            ("display name", tenant.display_name.clone()),
+            ("retention", format!("{} days", tenant.retention_days)),
+            ("daily quota", quota(tenant.daily_quota_bytes)),
+            ("created", timestamp(tenant.created_at)),
+            ("updated", timestamp(tenant.updated_at)),
+        ] {
+            table.add_row(vec![key.to_owned(), value]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    pub fn tokens(&self, tokens: &[TokenInfo]) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(tokens);
+        }
+        let mut table = table(&[
+            "ID", "NAME", "KIND", "TENANT", "SCOPES", "CREATED", "REVOKED",
+        ]);
+        for token in tokens {
+            let scopes: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
+            table.add_row(vec![
+                token.id.to_string(),
+                token.name.clone(),
+                token.kind.as_str().to_owned(),
+                token
+                    .tenant
+                    .as_ref()
+                    .map_or("-".to_owned(), ToString::to_string),
+                if scopes.is_empty() {
+                    "all".to_owned()
+                } else {
+                    scopes.join(",")
+                },
+                timestamp(token.created_at),
+                token.revoked_at.map_or("-".to_owned(), timestamp),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    pub fn token_created(&self, created: &TokenCreated) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(created);
+        }
+        self.tokens(std::slice::from_ref(&created.token))?;
+        println!("secret (shown once, keep it safe): {}", created.secret);
+        Ok(())
+    }
+
+    pub fn whoami(&self, whoami: &WhoAmI) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(whoami);
+        }
+        let scopes: Vec<&str> = whoami.scopes.iter().map(|s| s.as_str()).collect();
+        match &whoami.tenant {
+            Some(tenant) => println!(
+                "{} token {} for tenant {tenant}: {}",
+                whoami.kind.as_str(),
+                whoami.token,
+                scopes.join(", ")
+            ),
+            None => println!("{} token {}", whoami.kind.as_str(), whoami.token),
+        }
+        Ok(())
+    }
+
+    pub fn done(&self, message: &str) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(&serde_json::json!({"result": message}));
+        }
+        println!("{message}");
+        Ok(())
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_header(header.to_vec());
+    table
+}
+
+fn timestamp(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn quota(bytes: Option<u64>) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let Some(bytes) = bytes else {
+        return "unlimited".to_owned();
+    };
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {} ({bytes} B)", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_are_readable() {
+        assert_eq!(quota(None), "unlimited");
+        assert_eq!(quota(Some(512)), "512 B");
+        assert_eq!(
+            quota(Some(10 * 1024 * 1024 * 1024)),
+            "10.0 GiB (10737418240 B)"
+        );
+    }
+}

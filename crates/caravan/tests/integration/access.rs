@@ -1,0 +1,240 @@
+//! Every access rule, as a table of (token kind x endpoint x expected status).
+
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+
+struct Tokens {
+    admin: String,
+    second_admin: String,
+    alpha_all: String,
+    alpha_logs_write: String,
+    revoked: String,
+}
+
+fn setup(server: &TestServer) -> Tokens {
+    server.create_tenant("alpha");
+    server.create_tenant("beta");
+    let second_admin = server.create_token(json!({"name": "ops", "kind": "admin"}));
+    let alpha_all = server.create_token(json!({
+        "name": "alpha all", "kind": "tenant", "tenant": "alpha",
+        "scopes": ["logs:write", "logs:read", "fleet:read", "fleet:write"]
+    }));
+    let alpha_logs_write = server.create_token(json!({
+        "name": "filebeat", "kind": "tenant", "tenant": "alpha", "scopes": ["logs:write"]
+    }));
+    let revoked = server.create_token(json!({
+        "name": "old", "kind": "tenant", "tenant": "alpha", "scopes": ["logs:read"]
+    }));
+    let admin = server.admin_token();
+    let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&admin), None);
+    let revoked_id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "old")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = server.call(
+        "DELETE",
+        &format!("/api/v1/tokens/{revoked_id}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(status, 200);
+    Tokens {
+        admin,
+        second_admin,
+        alpha_all,
+        alpha_logs_write,
+        revoked,
+    }
+}
+
+#[test]
+fn access_rules_table() {
+    let server = TestServer::start();
+    let tokens = setup(&server);
+    let invalid = "cvn_000000000000000000000000000000000000000000000000".to_owned();
+    let token = |kind: &str| -> Option<String> {
+        match kind {
+            "none" => None,
+            "invalid" => Some(invalid.clone()),
+            "revoked" => Some(tokens.revoked.clone()),
+            "admin" => Some(tokens.admin.clone()),
+            "admin2" => Some(tokens.second_admin.clone()),
+            "alpha" => Some(tokens.alpha_all.clone()),
+            "alpha-w" => Some(tokens.alpha_logs_write.clone()),
+            other => panic!("unknown token kind {other}"),
+        }
+    };
+    let patch = Some(json!({"retention_days": 20}));
+    let new_tenant = |name: &str| Some(json!({"name": name}));
+    let new_token = Some(json!({"name": "x", "kind": "admin"}));
+    // (token, method, path, body, expected status)
+    let table: Vec<(&str, &str, &str, Option<Value>, u16)> = vec![
+        // Unauthenticated endpoints.
+        ("none", "GET", "/healthz", None, 200),
+        ("none", "GET", "/readyz", None, 200),
+        ("none", "GET", "/metrics", None, 200),
+        // No valid token: 401 everywhere else, including unknown routes' neighbours.
+        ("none", "GET", "/api/v1/whoami", None, 401),
+        ("invalid", "GET", "/api/v1/whoami", None, 401),
+        ("revoked", "GET", "/api/v1/whoami", None, 401),
+        ("none", "GET", "/api/v1/tenants", None, 401),
+        ("none", "POST", "/api/v1/tenants", new_tenant("gamma"), 401),
+        ("invalid", "GET", "/api/v1/tenants/alpha", None, 401),
+        ("revoked", "GET", "/api/v1/tenants/alpha", None, 401),
+        ("none", "GET", "/api/v1/tokens", None, 401),
+        ("none", "GET", "/api/v1/openapi.json", None, 401),
+        // Admins.
+        ("admin", "GET", "/api/v1/whoami", None, 200),
+        ("admin2", "GET", "/api/v1/tenants", None, 200),
+        (
+            "admin2",
+            "POST",
+            "/api/v1/tenants",
+            new_tenant("gamma"),
+            201,
+        ),
+        ("admin", "GET", "/api/v1/tenants/beta", None, 200),
+        ("admin", "PATCH", "/api/v1/tenants/beta", patch.clone(), 200),
+        ("admin", "GET", "/api/v1/tenants/nope", None, 404),
+        ("admin", "GET", "/api/v1/tokens", None, 200),
+        ("admin2", "POST", "/api/v1/tokens", new_token.clone(), 201),
+        ("admin", "DELETE", "/api/v1/tokens/tok_nope", None, 404),
+        ("admin", "GET", "/api/v1/openapi.json", None, 200),
+        ("admin", "DELETE", "/api/v1/tenants/gamma", None, 204),
+        // A tenant token: its own tenant is visible, whatever its scopes.
+        ("alpha", "GET", "/api/v1/whoami", None, 200),
+        ("alpha", "GET", "/api/v1/tenants", None, 200),
+        ("alpha", "GET", "/api/v1/tenants/alpha", None, 200),
+        ("alpha-w", "GET", "/api/v1/tenants/alpha", None, 200),
+        ("alpha", "GET", "/api/v1/openapi.json", None, 200),
+        // ... but managing it needs an admin: 403.
+        (
+            "alpha",
+            "PATCH",
+            "/api/v1/tenants/alpha",
+            patch.clone(),
+            403,
+        ),
+        ("alpha", "DELETE", "/api/v1/tenants/alpha", None, 403),
+        ("alpha", "POST", "/api/v1/tenants", new_tenant("delta"), 403),
+        ("alpha", "GET", "/api/v1/tokens", None, 403),
+        ("alpha", "POST", "/api/v1/tokens", new_token.clone(), 403),
+        ("alpha-w", "DELETE", "/api/v1/tokens/tok_nope", None, 403),
+        // Another tenant's resources do not exist for it: 404, never 403.
+        ("alpha", "GET", "/api/v1/tenants/beta", None, 404),
+        ("alpha", "PATCH", "/api/v1/tenants/beta", patch.clone(), 404),
+        ("alpha", "DELETE", "/api/v1/tenants/beta", None, 404),
+        ("alpha-w", "GET", "/api/v1/tenants/beta", None, 404),
+        ("alpha", "GET", "/api/v1/tenants/nope", None, 404),
+    ];
+    let mut failures = Vec::new();
+    for (kind, method, path, body, expected) in table {
+        let (status, response) = server.call(method, path, token(kind).as_deref(), body);
+        if status != expected {
+            failures.push(format!(
+                "{kind} {method} {path}: expected {expected}, got {status}: {response}"
+            ));
+        } else if status >= 400 {
+            let reason = response["error"]["reason"].as_str().unwrap_or_default();
+            let kind_field = response["error"]["type"].as_str().unwrap_or_default();
+            if reason.is_empty() || kind_field.is_empty() {
+                failures.push(format!("{kind} {method} {path}: error body is not {{error:{{type,reason}}}}: {response}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "access rule violations:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn tenant_token_lists_only_its_tenant_and_basic_auth_works() {
+    let server = TestServer::start();
+    let tokens = setup(&server);
+    let (status, tenants) = server.call("GET", "/api/v1/tenants", Some(&tokens.alpha_all), None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha"]);
+
+    // Log shippers send basic auth with the token as password and any user name.
+    let client = reqwest::blocking::Client::new();
+    let response = client
+        .get(format!("{}/api/v1/whoami", server.url))
+        .basic_auth("filebeat", Some(&tokens.alpha_logs_write))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let whoami: Value = response.json().unwrap();
+    assert_eq!(whoami["tenant"], "alpha");
+    assert_eq!(whoami["scopes"], json!(["logs:write"]));
+    let response = client
+        .get(format!("{}/api/v1/whoami", server.url))
+        .basic_auth("filebeat", Some("wrong"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+}
+
+#[test]
+fn revocation_takes_effect_at_once() {
+    let server = TestServer::start();
+    server.create_tenant("alpha");
+    let secret = server.create_token(json!({
+        "name": "ci", "kind": "tenant", "tenant": "alpha", "scopes": ["logs:read"]
+    }));
+    let (status, whoami) = server.call("GET", "/api/v1/whoami", Some(&secret), None);
+    assert_eq!(status, 200);
+    let id = whoami["token"].as_str().unwrap().to_owned();
+    let output = server.cli(None, &["token", "revoke", &id]);
+    assert!(output.status.success(), "{output:?}");
+    let (status, body) = server.call("GET", "/api/v1/whoami", Some(&secret), None);
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{body}"
+    );
+}
+
+#[test]
+fn tokens_are_stored_hashed() {
+    let server = TestServer::start();
+    server.create_tenant("alpha");
+    let secret = server.create_token(json!({
+        "name": "ci", "kind": "tenant", "tenant": "alpha", "scopes": ["logs:read"]
+    }));
+    let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&server.admin_token()), None);
+    assert!(
+        !tokens.to_string().contains(&secret),
+        "listing leaks a secret"
+    );
+    let mut database = Vec::new();
+    for file in ["caravan.db", "caravan.db-wal"] {
+        if let Ok(bytes) = std::fs::read(server.data_dir.join(file)) {
+            database.extend(bytes);
+        }
+    }
+    let haystack = String::from_utf8_lossy(&database);
+    assert!(!haystack.contains(&secret), "a secret is stored in clear");
+    assert!(
+        !haystack.contains(&server.admin_token()),
+        "the admin secret is stored in clear"
+    );
+    let log = std::fs::read_to_string(server.data_dir.with_extension("log")).unwrap();
+    assert!(!log.contains(&secret), "a secret reached the log");
+}

@@ -1,0 +1,68 @@
+//! Caravan's control-plane store.
+//!
+//! Tenants, tokens and (later) the fleet live here. [`ControlStore`] is the interface the server
+//! uses; [`SqliteStore`] is the embedded implementation. No SQL, no driver type and no dialect
+//! detail crosses this crate's boundary, so that a PostgreSQL implementation can be added beside
+//! the SQLite one without touching callers.
+//!
+//! The interface is synchronous: implementations block on I/O, so async callers run them on a
+//! blocking thread (`tokio::task::spawn_blocking`). Every method is one transaction: it applies
+//! fully or not at all.
+
+mod error;
+mod sqlite;
+
+use caravan_tenancy::{TenancyError, Tenant, TenantName, TokenId, TokenInfo, TokenRecord};
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// Something a tenant owns, which blocks its deletion unless forced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    /// What is held, in the plural: `active tokens`.
+    pub what: &'static str,
+    /// How many.
+    pub count: u64,
+}
+
+/// A tenant change computed from the current row, inside the store's transaction.
+pub type TenantChange<'a> = &'a dyn Fn(&Tenant) -> Result<Tenant, TenancyError>;
+
+/// The control-plane store.
+pub trait ControlStore: Send + Sync {
+    /// Adds a tenant; fails with [`StoreError::AlreadyExists`] if the name is taken.
+    fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// One tenant, if it exists.
+    fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, StoreError>;
+    /// Every tenant, by name.
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Reads a tenant, applies `change` and writes the result, atomically.
+    fn update_tenant(
+        &self,
+        name: &TenantName,
+        change: TenantChange<'_>,
+    ) -> Result<Tenant, StoreError>;
+    /// What the tenant owns (only non-zero holdings are listed).
+    fn tenant_holdings(&self, name: &TenantName) -> Result<Vec<Holding>, StoreError>;
+    /// Deletes a tenant. Refused with [`StoreError::InUse`] while it owns anything, unless
+    /// `force`, in which case everything it owns goes with it: nothing is left orphaned.
+    fn delete_tenant(&self, name: &TenantName, force: bool) -> Result<(), StoreError>;
+
+    /// Adds a token; a tenant token's tenant must exist.
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// The token whose secret has this digest, revoked or not.
+    fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// One token, revoked or not.
+    fn token(&self, id: &TokenId) -> Result<Option<TokenInfo>, StoreError>;
+    /// Tokens, optionally only one tenant's, oldest first.
+    fn tokens(&self, tenant: Option<&TenantName>) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Marks a token revoked from `now` on; revoking twice keeps the first time.
+    fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> Result<TokenInfo, StoreError>;
+    /// Whether any admin token exists, revoked or not (to know whether to bootstrap one).
+    fn admin_token_exists(&self) -> Result<bool, StoreError>;
+
+    /// Makes everything written so far durable and releases resources; called at shutdown.
+    fn flush(&self) -> Result<(), StoreError>;
+}

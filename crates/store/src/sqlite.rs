@@ -1,0 +1,521 @@
+//! The embedded SQLite implementation of [`ControlStore`].
+//!
+//! One connection behind a mutex: control-plane writes are few and small, and serialising them
+//! makes every method trivially one transaction. WAL mode lets the file be read by tools while
+//! the server runs; `synchronous = FULL` makes every acknowledged change survive power loss.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+
+use caravan_tenancy::{Scope, Tenant, TenantName, TokenId, TokenInfo, TokenKind, TokenRecord};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite_migration::{M, Migrations};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{ControlStore, Holding, StoreError, TenantChange};
+
+/// Schema migrations, applied in order at open; never edit one that has shipped, add a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    name              TEXT PRIMARY KEY,
+    display_name      TEXT NOT NULL,
+    retention_days    INTEGER NOT NULL,
+    daily_quota_bytes INTEGER,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+) STRICT;
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('admin', 'tenant')),
+    tenant      TEXT REFERENCES tenants(name),
+    scopes      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+) STRICT;
+CREATE INDEX tokens_by_tenant ON tokens(tenant);
+"#];
+
+/// The control-plane store in one SQLite file.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path).map_err(backend)?;
+        Self::init(connection)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(mut connection: Connection) -> Result<Self, StoreError> {
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(backend)?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations.to_latest(&mut connection).map_err(backend)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half-applied (rusqlite rolls
+        // back on drop), so a poisoned lock still guards a consistent database.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ControlStore for SqliteStore {
+    fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let connection = self.lock();
+        let inserted = connection
+            .execute(
+                "INSERT INTO tenants (name, display_name, retention_days, daily_quota_bytes, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+                params![
+                    tenant.name.as_str(),
+                    tenant.display_name,
+                    tenant.retention_days,
+                    tenant.daily_quota_bytes.map(quota_to_sql),
+                    format_time(tenant.created_at)?,
+                    format_time(tenant.updated_at)?,
+                ],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                what: "tenant",
+                name: tenant.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, StoreError> {
+        select_tenant(&self.lock(), name)
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!("{SELECT_TENANT} ORDER BY name"))
+            .map_err(backend)?;
+        let rows = statement.query_map([], tenant_from_row).map_err(backend)?;
+        rows.map(|row| row.map_err(backend)?).collect()
+    }
+
+    fn update_tenant(
+        &self,
+        name: &TenantName,
+        change: TenantChange<'_>,
+    ) -> Result<Tenant, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        let current = select_tenant(&transaction, name)?.ok_or_else(|| tenant_not_found(name))?;
+        let next = change(&current)?;
+        debug_assert_eq!(next.name, current.name, "a tenant's name never changes");
+        transaction
+            .execute(
+                "UPDATE tenants SET display_name = ?2, retention_days = ?3, daily_quota_bytes = ?4, updated_at = ?5
+                 WHERE name = ?1",
+                params![
+                    name.as_str(),
+                    next.display_name,
+                    next.retention_days,
+                    next.daily_quota_bytes.map(quota_to_sql),
+                    format_time(next.updated_at)?,
+                ],
+            )
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)?;
+        Ok(next)
+    }
+
+    fn tenant_holdings(&self, name: &TenantName) -> Result<Vec<Holding>, StoreError> {
+        holdings(&self.lock(), name)
+    }
+
+    fn delete_tenant(&self, name: &TenantName, force: bool) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        if select_tenant(&transaction, name)?.is_none() {
+            return Err(tenant_not_found(name));
+        }
+        let holdings = holdings(&transaction, name)?;
+        if !holdings.is_empty() && !force {
+            return Err(StoreError::InUse {
+                what: "tenant",
+                name: name.to_string(),
+                holdings,
+            });
+        }
+        transaction
+            .execute("DELETE FROM tokens WHERE tenant = ?1", [name.as_str()])
+            .map_err(backend)?;
+        transaction
+            .execute("DELETE FROM tenants WHERE name = ?1", [name.as_str()])
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)
+    }
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        let info = &token.info;
+        if let Some(tenant) = &info.tenant
+            && select_tenant(&transaction, tenant)?.is_none()
+        {
+            return Err(tenant_not_found(tenant));
+        }
+        let scopes: Vec<&str> = info.scopes.iter().map(|s| s.as_str()).collect();
+        transaction
+            .execute(
+                "INSERT INTO tokens (id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                params![
+                    info.id.as_str(),
+                    info.name,
+                    info.kind.as_str(),
+                    info.tenant.as_ref().map(TenantName::as_str),
+                    scopes.join(","),
+                    token.secret_hash,
+                    format_time(info.created_at)?,
+                ],
+            )
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)
+    }
+
+    fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                &format!("{SELECT_TOKEN} WHERE secret_hash = ?1"),
+                [secret_hash],
+                token_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .transpose()
+    }
+
+    fn token(&self, id: &TokenId) -> Result<Option<TokenInfo>, StoreError> {
+        select_token(&self.lock(), id).map(|token| token.map(|t| t.info))
+    }
+
+    fn tokens(&self, tenant: Option<&TenantName>) -> Result<Vec<TokenInfo>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "{SELECT_TOKEN} WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_at, id"
+            ))
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([tenant.map(TenantName::as_str)], token_from_row)
+            .map_err(backend)?;
+        rows.map(|row| Ok(row.map_err(backend)??.info)).collect()
+    }
+
+    fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> Result<TokenInfo, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        transaction
+            .execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                params![id.as_str(), format_time(now)?],
+            )
+            .map_err(backend)?;
+        let token = select_token(&transaction, id)?.ok_or_else(|| StoreError::NotFound {
+            what: "token",
+            name: id.to_string(),
+        })?;
+        transaction.commit().map_err(backend)?;
+        Ok(token.info)
+    }
+
+    fn admin_token_exists(&self) -> Result<bool, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(backend)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.lock()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(backend)
+    }
+}
+
+const SELECT_TENANT: &str = "SELECT name, display_name, retention_days, daily_quota_bytes, created_at, updated_at FROM tenants";
+const SELECT_TOKEN: &str =
+    "SELECT id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at FROM tokens";
+
+fn select_tenant(connection: &Connection, name: &TenantName) -> Result<Option<Tenant>, StoreError> {
+    connection
+        .query_row(
+            &format!("{SELECT_TENANT} WHERE name = ?1"),
+            [name.as_str()],
+            tenant_from_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .transpose()
+}
+
+fn select_token(connection: &Connection, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+    connection
+        .query_row(
+            &format!("{SELECT_TOKEN} WHERE id = ?1"),
+            [id.as_str()],
+            token_from_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .transpose()
+}
+
+fn holdings(connection: &Connection, name: &TenantName) -> Result<Vec<Holding>, StoreError> {
+    let active_tokens: u64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM tokens WHERE tenant = ?1 AND revoked_at IS NULL",
+            [name.as_str()],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    let all = [Holding {
+        what: "active tokens",
+        count: active_tokens,
+    }];
+    Ok(all.into_iter().filter(|h| h.count > 0).collect())
+}
+
+/// Reads a tenant row. The outer `Result` is the driver's; the inner one reports stored values
+/// this version cannot read.
+fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Tenant, StoreError>> {
+    let name: String = row.get(0)?;
+    let quota: Option<i64> = row.get(3)?;
+    let created_at: String = row.get(4)?;
+    let updated_at: String = row.get(5)?;
+    let display_name = row.get(1)?;
+    let retention_days = row.get(2)?;
+    Ok((|| {
+        Ok(Tenant {
+            name: TenantName::new(name)?,
+            display_name,
+            retention_days,
+            daily_quota_bytes: quota.map(quota_from_sql),
+            created_at: parse_time(&created_at)?,
+            updated_at: parse_time(&updated_at)?,
+        })
+    })())
+}
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let name: String = row.get(1)?;
+    let kind: String = row.get(2)?;
+    let tenant: Option<String> = row.get(3)?;
+    let scopes: String = row.get(4)?;
+    let secret_hash: String = row.get(5)?;
+    let created_at: String = row.get(6)?;
+    let revoked_at: Option<String> = row.get(7)?;
+    Ok((|| {
+        let kind = match kind.as_str() {
+            "admin" => TokenKind::Admin,
+            "tenant" => TokenKind::Tenant,
+            other => return Err(corrupt(format!("unknown token kind {other:?}"))),
+        };
+        let scopes = scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(Scope::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TokenRecord {
+            info: TokenInfo {
+                id: TokenId::from_string(id),
+                name,
+                kind,
+                tenant: tenant.map(TenantName::new).transpose()?,
+                scopes,
+                created_at: parse_time(&created_at)?,
+                revoked_at: revoked_at.as_deref().map(parse_time).transpose()?,
+            },
+            secret_hash,
+        })
+    })())
+}
+
+/// Quotas are `u64` in the domain and `INTEGER` (signed 64-bit) in SQLite; quotas above
+/// `i64::MAX` bytes (8 EiB) are stored saturated, which is the same as unlimited in practice.
+fn quota_to_sql(quota: u64) -> i64 {
+    i64::try_from(quota).unwrap_or(i64::MAX)
+}
+
+fn quota_from_sql(quota: i64) -> u64 {
+    u64::try_from(quota).unwrap_or(0)
+}
+
+fn format_time(at: OffsetDateTime) -> Result<String, StoreError> {
+    at.format(&Rfc3339).map_err(|e| corrupt(e.to_string()))
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| corrupt(format!("bad timestamp {text:?}: {e}")))
+}
+
+fn tenant_not_found(name: &TenantName) -> StoreError {
+    StoreError::NotFound {
+        what: "tenant",
+        name: name.to_string(),
+    }
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+fn corrupt(message: String) -> StoreError {
+    StoreError::Backend(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_tenancy::{TenantCreate, TenantUpdate, TokenCreate, TokenSecret};
+
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+    }
+
+    fn tenant(name: &str) -> Tenant {
+        let request = TenantCreate {
+            name: TenantName::new(name).unwrap(),
+            display_name: None,
+            retention_days: None,
+            daily_quota_bytes: Some(5_000),
+        };
+        Tenant::create(request, now()).unwrap()
+    }
+
+    fn token(tenant: Option<&str>, seed: u8) -> TokenRecord {
+        let request = TokenCreate {
+            name: format!("token {seed}"),
+            kind: if tenant.is_some() {
+                TokenKind::Tenant
+            } else {
+                TokenKind::Admin
+            },
+            tenant: tenant.map(|t| TenantName::new(t).unwrap()),
+            scopes: if tenant.is_some() {
+                vec![Scope::LogsWrite]
+            } else {
+                vec![]
+            },
+        };
+        let secret = TokenSecret::from_random_bytes([seed; 24]);
+        request
+            .into_record(TokenId::from_random_bytes([seed; 8]), &secret, now())
+            .unwrap()
+    }
+
+    #[test]
+    fn tenants_round_trip() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let payments = tenant("payments");
+        store.create_tenant(&payments).unwrap();
+        assert!(matches!(
+            store.create_tenant(&payments),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        assert_eq!(
+            store.tenant(&payments.name).unwrap(),
+            Some(payments.clone())
+        );
+        assert_eq!(store.tenants().unwrap(), vec![payments]);
+    }
+
+    #[test]
+    fn invalid_update_writes_nothing() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let payments = tenant("payments");
+        store.create_tenant(&payments).unwrap();
+        let bad = TenantUpdate {
+            retention_days: Some(0),
+            ..TenantUpdate::default()
+        };
+        let result = store.update_tenant(&payments.name, &|t| t.updated(bad.clone(), now()));
+        assert!(matches!(result, Err(StoreError::Invalid(_))));
+        assert_eq!(store.tenant(&payments.name).unwrap(), Some(payments));
+    }
+
+    #[test]
+    fn delete_refused_while_holding_tokens_unless_forced() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let payments = tenant("payments");
+        store.create_tenant(&payments).unwrap();
+        let record = token(Some("payments"), 1);
+        store.insert_token(&record).unwrap();
+        let err = store.delete_tenant(&payments.name, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tenant \"payments\" is in use: it owns 1 active tokens; delete those first or force"
+        );
+        store.delete_tenant(&payments.name, true).unwrap();
+        assert_eq!(store.tenant(&payments.name).unwrap(), None);
+        assert_eq!(store.token_by_hash(&record.secret_hash).unwrap(), None);
+    }
+
+    #[test]
+    fn tokens_need_an_existing_tenant_and_revoke_once() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert!(matches!(
+            store.insert_token(&token(Some("ghost"), 2)),
+            Err(StoreError::NotFound { .. })
+        ));
+        let admin = token(None, 3);
+        store.insert_token(&admin).unwrap();
+        assert!(store.admin_token_exists().unwrap());
+        let first = store.revoke_token(&admin.info.id, now()).unwrap();
+        let later = now() + time::Duration::hours(1);
+        let second = store.revoke_token(&admin.info.id, later).unwrap();
+        assert_eq!(first.revoked_at, Some(now()));
+        assert_eq!(second.revoked_at, Some(now()));
+        let found = store.token_by_hash(&admin.secret_hash).unwrap().unwrap();
+        assert_eq!(found.info, second);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caravan.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create_tenant(&tenant("payments")).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.tenants().unwrap().len(), 1);
+    }
+}
