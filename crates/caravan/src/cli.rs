@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Caravan: self-service infrastructure for service-oriented teams.
 #[derive(Debug, Parser)]
-#[command(name = "caravan", version, propagate_version = true)]
+#[command(name = "caravan", version)]
 pub struct Cli {
     /// Server to talk to.
     #[arg(
@@ -50,6 +50,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write, compile, check and publish the common log schema.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Show who the current token is.
     Whoami,
     /// Print shell completions.
@@ -150,4 +153,122 @@ pub enum TokenCommand {
         /// Token id (`tok_...`).
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Write a starter schema (`log_schema.proto`) and `caravan/options.proto` into a directory.
+    Init {
+        /// Where to write them.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compile .proto files into the field dictionary or an Elasticsearch template, locally.
+    Compile {
+        /// The .proto files (every file the schema needs; `caravan/options.proto` and the
+        /// well-known types are built in).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        source: SchemaSourceArgs,
+        /// What to produce: dictionary, es-template or es-legacy-template.
+        #[arg(long, default_value = "dictionary")]
+        format: caravan_schema::Format,
+        /// Index patterns of a template, such as `payments-*` (repeatable).
+        #[arg(long = "index-pattern")]
+        index_patterns: Vec<String>,
+        /// Leave `@timestamp` out of a template's mappings.
+        #[arg(long)]
+        no_timestamp: bool,
+        /// ILM policy name set as `index.lifecycle.name`.
+        #[arg(long)]
+        lifecycle_policy: Option<String>,
+        /// Retention recorded in the template's `_meta`.
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Template priority (composable) or order (legacy).
+        #[arg(long)]
+        priority: Option<u32>,
+        /// A minijinja template to render instead of the built-in one.
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Write the output to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare two schemas; exits non-zero when an existing key changes type (a mapping conflict).
+    Diff {
+        /// The schema in use: a .proto file, or a dictionary .json from `schema compile`.
+        old: PathBuf,
+        /// The proposed schema: a .proto file, or a dictionary .json.
+        new: PathBuf,
+        #[command(flatten)]
+        source: SchemaSourceArgs,
+    },
+    /// Push a schema to the server: the common one, or a tenant's extension with --tenant.
+    Push {
+        /// The .proto files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        source: SchemaSourceArgs,
+        /// Push the extension schema of this tenant instead of the common schema.
+        #[arg(long)]
+        tenant: Option<TenantName>,
+    },
+    /// Show the schema in force (or a version), its versions, or a tenant's dictionary/template.
+    Show {
+        /// The extension of this tenant; with --view dictionary or a template, what is in force
+        /// for it (common plus extension).
+        #[arg(long)]
+        tenant: Option<TenantName>,
+        /// A version number [default: the latest].
+        #[arg(long)]
+        version: Option<u64>,
+        /// What to show.
+        #[arg(long, value_enum, default_value_t = SchemaView::Keys)]
+        view: SchemaView,
+    },
+}
+
+/// Where .proto files are imported from, and the root message.
+#[derive(Debug, Args)]
+pub struct SchemaSourceArgs {
+    /// The import root: files are named relative to it, as in their `import` lines
+    /// [default: each file's own directory].
+    #[arg(long)]
+    pub proto_path: Option<PathBuf>,
+    /// The root message [default: LogSchema].
+    #[arg(long)]
+    pub root: Option<String>,
+}
+
+/// What `schema show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaView {
+    /// The keys, their types, aliases and flags.
+    Keys,
+    /// The versions pushed.
+    Versions,
+    /// The pushed .proto sources.
+    Sources,
+    /// The field dictionary (in force for --tenant, if given).
+    Dictionary,
+    /// The composable Elasticsearch index template for --tenant.
+    EsTemplate,
+    /// The legacy Elasticsearch index template for --tenant.
+    EsLegacyTemplate,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

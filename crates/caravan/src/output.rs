@@ -1,5 +1,7 @@
 //! Printing results: tables for people, JSON for scripts.
 
+use caravan_api::{SchemaPushed, SchemaVersionSummary, SchemaVersionView};
+use caravan_schema::Dictionary;
 use caravan_tenancy::{Tenant, TokenCreated, TokenInfo, WhoAmI};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
@@ -121,6 +123,106 @@ impl Printer {
             None => println!("{} token {}", whoami.kind.as_str(), whoami.token),
         }
         Ok(())
+    }
+
+    pub fn schema_pushed(&self, pushed: &SchemaPushed) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(pushed);
+        }
+        let whose = pushed
+            .tenant
+            .as_ref()
+            .map_or("common schema".to_owned(), |t| {
+                format!("extension schema of {t}")
+            });
+        println!("{whose}: version {} ({} keys)", pushed.version, pushed.keys);
+        for change in &pushed.changes {
+            println!("  {change}");
+        }
+        Ok(())
+    }
+
+    pub fn schema_keys(
+        &self,
+        schema: &SchemaVersionView,
+        dictionary: &Dictionary,
+    ) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(schema);
+        }
+        println!(
+            "{} version {} ({}), pushed {} by {}",
+            schema
+                .tenant
+                .as_ref()
+                .map_or("common schema".to_owned(), |t| format!(
+                    "extension schema of {t}"
+                )),
+            schema.version,
+            schema.root_message,
+            timestamp(schema.created_at),
+            schema.created_by
+        );
+        let mut table = table(&["KEY", "TYPE", "ALIASES", "FLAGS"]);
+        for field in dictionary.fields() {
+            let mut flags = Vec::new();
+            if !field.indexed {
+                flags.push("not indexed".to_owned());
+            }
+            if field.default_field {
+                flags.push("default field".to_owned());
+            }
+            if field.repeated {
+                flags.push("repeated".to_owned());
+            }
+            if let Some(limit) = field.ignore_above {
+                flags.push(format!("ignore_above {limit}"));
+            }
+            if !field.enum_values.is_empty() {
+                flags.push(format!("one of {}", field.enum_values.join("|")));
+            }
+            table.add_row(vec![
+                field.key.clone(),
+                field.field_type.to_string(),
+                field.aliases.join(", "),
+                flags.join(", "),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    pub fn schema_sources(&self, schema: &SchemaVersionView) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(&schema.files);
+        }
+        for file in &schema.files {
+            println!("// ---- {} ----", file.name);
+            println!("{}", file.content);
+        }
+        Ok(())
+    }
+
+    pub fn schema_versions(&self, versions: &[SchemaVersionSummary]) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(versions);
+        }
+        let mut table = table(&["VERSION", "ROOT", "PUSHED", "BY"]);
+        for version in versions {
+            table.add_row(vec![
+                version.version.to_string(),
+                version.root_message.clone(),
+                timestamp(version.created_at),
+                version.created_by.clone(),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    /// JSON documents (dictionaries, templates) print as JSON whatever the format.
+    pub fn raw_json(&self, value: &serde_json::Value) -> anyhow::Result<()> {
+        self.json(value)
     }
 
     pub fn done(&self, message: &str) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use caravan_api::{SchemaPush, SchemaPushed, SchemaVersionSummary, SchemaVersionView};
 use caravan_tenancy::{
     Tenant, TenantCreate, TenantName, TenantUpdate, TokenCreate, TokenCreated, TokenInfo, WhoAmI,
 };
@@ -170,6 +171,68 @@ impl Client {
     /// Revokes a token.
     pub async fn revoke_token(&self, id: &str) -> Result<TokenInfo, ClientError> {
         self.delete(&format!("/api/v1/tokens/{id}")).await
+    }
+}
+
+impl Client {
+    fn schema_path(tenant: Option<&TenantName>) -> String {
+        match tenant {
+            Some(tenant) => format!("/api/v1/tenants/{tenant}/schema"),
+            None => "/api/v1/schema".to_owned(),
+        }
+    }
+
+    /// Pushes a new version of the common schema, or of a tenant's extension.
+    pub async fn push_schema(
+        &self,
+        tenant: Option<&TenantName>,
+        push: &SchemaPush,
+    ) -> Result<SchemaPushed, ClientError> {
+        self.send_json(Method::POST, &Self::schema_path(tenant), push)
+            .await
+    }
+
+    /// A version (default the latest) of the common schema or of a tenant's extension.
+    pub async fn schema(
+        &self,
+        tenant: Option<&TenantName>,
+        version: Option<u64>,
+    ) -> Result<SchemaVersionView, ClientError> {
+        let path = Self::schema_path(tenant);
+        match version {
+            Some(version) => self.get(&format!("{path}?version={version}")).await,
+            None => self.get(&path).await,
+        }
+    }
+
+    /// The versions of the common schema or of a tenant's extension.
+    pub async fn schema_versions(
+        &self,
+        tenant: Option<&TenantName>,
+    ) -> Result<Vec<SchemaVersionSummary>, ClientError> {
+        self.get(&format!("{}/versions", Self::schema_path(tenant)))
+            .await
+    }
+
+    /// The dictionary in force for a tenant (common schema plus its extension), as JSON.
+    pub async fn tenant_dictionary(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get(&format!("/api/v1/tenants/{tenant}/schema/dictionary"))
+            .await
+    }
+
+    /// An Elasticsearch index template for a tenant, as JSON.
+    pub async fn tenant_template(
+        &self,
+        tenant: &TenantName,
+        format: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get(&format!(
+            "/api/v1/tenants/{tenant}/schema/template?format={format}"
+        ))
+        .await
     }
 }
 

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::{AppState, metrics, system, tenants, tokens};
+use crate::{AppState, metrics, schema, system, tenants, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,7 @@ fn native_api() -> (Router<AppState>, OpenApiDoc) {
     let api = OpenApiRouter::new()
         .routes(routes!(auth::whoami))
         .merge(tenants::router())
+        .merge(schema::router())
         .merge(tokens::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)

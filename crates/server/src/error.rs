@@ -104,6 +104,9 @@ impl From<StoreError> for ApiError {
             StoreError::InUse { .. } => {
                 Self::new(StatusCode::CONFLICT, "in_use", error.to_string())
             }
+            StoreError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
             StoreError::Invalid(error) => error.into(),
             StoreError::Backend(_) => Self::internal(error),
         }

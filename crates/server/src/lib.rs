@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod extract;
 mod metrics;
+mod schema;
 mod state;
 mod system;
 mod tenants;

@@ -8,6 +8,7 @@ use caravan_store::{ControlStore, StoreError};
 use crate::ServerConfig;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::schema::SchemaState;
 
 /// Shared server state: cheap to clone.
 #[derive(Clone)]
@@ -20,6 +21,7 @@ struct Inner {
     store: Arc<dyn ControlStore>,
     metrics: Metrics,
     ready: AtomicBool,
+    schema: SchemaState,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
                 store,
                 metrics,
                 ready: AtomicBool::new(false),
+                schema: SchemaState::default(),
             }),
         })
     }
@@ -46,6 +49,10 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn schema(&self) -> &SchemaState {
+        &self.inner.schema
     }
 
     /// Whether the server accepts work (false before start-up completes and during shutdown).

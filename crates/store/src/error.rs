@@ -20,6 +20,9 @@ pub enum StoreError {
         name: String,
         holdings: Vec<Holding>,
     },
+    /// A concurrent change got there first; nothing was written.
+    #[error("{0}")]
+    Conflict(String),
     /// A change computed inside a transaction was invalid; nothing was written.
     #[error(transparent)]
     Invalid(#[from] TenancyError),

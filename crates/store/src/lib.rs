@@ -10,12 +10,14 @@
 //! fully or not at all.
 
 mod error;
+mod schema;
 mod sqlite;
 
 use caravan_tenancy::{TenancyError, Tenant, TenantName, TokenId, TokenInfo, TokenRecord};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use schema::{SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo};
 pub use sqlite::SqliteStore;
 
 /// Something a tenant owns, which blocks its deletion unless forced.
@@ -60,6 +62,20 @@ pub trait ControlStore: Send + Sync {
     fn tokens(&self, tenant: Option<&TenantName>) -> Result<Vec<TokenInfo>, StoreError>;
     /// Marks a token revoked from `now` on; revoking twice keeps the first time.
     fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> Result<TokenInfo, StoreError>;
+    /// Adds a schema version. Its version must be the scope's latest plus one (1 for the
+    /// first), otherwise [`StoreError::Conflict`]: another push won the race.
+    fn insert_schema(&self, schema: &SchemaRecord) -> Result<(), StoreError>;
+    /// A schema version of a scope; `None` asks for the latest.
+    fn schema(
+        &self,
+        scope: &SchemaScope,
+        version: Option<u64>,
+    ) -> Result<Option<SchemaRecord>, StoreError>;
+    /// Every version of a scope's schema, oldest first, without their sources.
+    fn schema_versions(&self, scope: &SchemaScope) -> Result<Vec<SchemaVersionInfo>, StoreError>;
+    /// The latest extension schema of every tenant that has one, by tenant.
+    fn latest_tenant_schemas(&self) -> Result<Vec<SchemaRecord>, StoreError>;
+
     /// Whether any admin token exists, revoked or not (to know whether to bootstrap one).
     fn admin_token_exists(&self) -> Result<bool, StoreError>;
 

@@ -14,10 +14,14 @@ use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{ControlStore, Holding, StoreError, TenantChange};
+use crate::{
+    ControlStore, Holding, SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo, StoreError,
+    TenantChange,
+};
 
 /// Schema migrations, applied in order at open; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     name              TEXT PRIMARY KEY,
     display_name      TEXT NOT NULL,
@@ -37,7 +41,20 @@ CREATE TABLE tokens (
     revoked_at  TEXT
 ) STRICT;
 CREATE INDEX tokens_by_tenant ON tokens(tenant);
-"#];
+"#,
+    r#"
+CREATE TABLE schemas (
+    scope        TEXT NOT NULL,
+    version      INTEGER NOT NULL CHECK (version > 0),
+    root_message TEXT NOT NULL,
+    files        TEXT NOT NULL,
+    dictionary   TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    PRIMARY KEY (scope, version)
+) STRICT;
+"#,
+];
 
 /// The control-plane store in one SQLite file.
 pub struct SqliteStore {
@@ -169,6 +186,9 @@ impl ControlStore for SqliteStore {
             .execute("DELETE FROM tokens WHERE tenant = ?1", [name.as_str()])
             .map_err(backend)?;
         transaction
+            .execute("DELETE FROM schemas WHERE scope = ?1", [name.as_str()])
+            .map_err(backend)?;
+        transaction
             .execute("DELETE FROM tenants WHERE name = ?1", [name.as_str()])
             .map_err(backend)?;
         transaction.commit().map_err(backend)
@@ -249,6 +269,104 @@ impl ControlStore for SqliteStore {
         Ok(token.info)
     }
 
+    fn insert_schema(&self, schema: &SchemaRecord) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        if let SchemaScope::Tenant(tenant) = &schema.scope
+            && select_tenant(&transaction, tenant)?.is_none()
+        {
+            return Err(tenant_not_found(tenant));
+        }
+        let latest: u64 = transaction
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schemas WHERE scope = ?1",
+                [schema.scope.key()],
+                |row| row.get(0),
+            )
+            .map_err(backend)?;
+        if schema.version != latest + 1 {
+            return Err(StoreError::Conflict(format!(
+                "schema version {} was pushed concurrently; retry",
+                latest + 1
+            )));
+        }
+        let files = serde_json::to_string(&schema.files).map_err(backend)?;
+        transaction
+            .execute(
+                "INSERT INTO schemas (scope, version, root_message, files, dictionary, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    schema.scope.key(),
+                    schema.version,
+                    schema.root_message,
+                    files,
+                    schema.dictionary_json,
+                    format_time(schema.created_at)?,
+                    schema.created_by.as_str(),
+                ],
+            )
+            .map_err(backend)?;
+        transaction.commit().map_err(backend)
+    }
+
+    fn schema(
+        &self,
+        scope: &SchemaScope,
+        version: Option<u64>,
+    ) -> Result<Option<SchemaRecord>, StoreError> {
+        let connection = self.lock();
+        let sql = format!(
+            "{SELECT_SCHEMA} WHERE scope = ?1 AND (?2 IS NULL OR version = ?2) ORDER BY version DESC LIMIT 1"
+        );
+        connection
+            .query_row(&sql, params![scope.key(), version], schema_from_row)
+            .optional()
+            .map_err(backend)?
+            .transpose()
+    }
+
+    fn schema_versions(&self, scope: &SchemaScope) -> Result<Vec<SchemaVersionInfo>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT version, root_message, created_at, created_by FROM schemas
+                 WHERE scope = ?1 ORDER BY version",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([scope.key()], |row| {
+                let created_at: String = row.get(2)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    created_at,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (version, root_message, created_at, created_by) = row.map_err(backend)?;
+            Ok(SchemaVersionInfo {
+                version,
+                root_message,
+                created_at: parse_time(&created_at)?,
+                created_by: TokenId::from_string(created_by),
+            })
+        })
+        .collect()
+    }
+
+    fn latest_tenant_schemas(&self) -> Result<Vec<SchemaRecord>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "{SELECT_SCHEMA} AS s WHERE scope != '' AND version = (SELECT MAX(version) FROM schemas WHERE scope = s.scope) ORDER BY scope"
+            ))
+            .map_err(backend)?;
+        let rows = statement.query_map([], schema_from_row).map_err(backend)?;
+        rows.map(|row| row.map_err(backend)?).collect()
+    }
+
     fn admin_token_exists(&self) -> Result<bool, StoreError> {
         self.lock()
             .query_row(
@@ -267,6 +385,8 @@ impl ControlStore for SqliteStore {
 }
 
 const SELECT_TENANT: &str = "SELECT name, display_name, retention_days, daily_quota_bytes, created_at, updated_at FROM tenants";
+const SELECT_SCHEMA: &str =
+    "SELECT scope, version, root_message, files, dictionary, created_at, created_by FROM schemas";
 const SELECT_TOKEN: &str =
     "SELECT id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at FROM tokens";
 
@@ -302,10 +422,23 @@ fn holdings(connection: &Connection, name: &TenantName) -> Result<Vec<Holding>, 
             |row| row.get(0),
         )
         .map_err(backend)?;
-    let all = [Holding {
-        what: "active tokens",
-        count: active_tokens,
-    }];
+    let schema_versions: u64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM schemas WHERE scope = ?1",
+            [name.as_str()],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    let all = [
+        Holding {
+            what: "active tokens",
+            count: active_tokens,
+        },
+        Holding {
+            what: "extension schema versions",
+            count: schema_versions,
+        },
+    ];
     Ok(all.into_iter().filter(|h| h.count > 0).collect())
 }
 
@@ -361,6 +494,34 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreEr
                 revoked_at: revoked_at.as_deref().map(parse_time).transpose()?,
             },
             secret_hash,
+        })
+    })())
+}
+
+fn schema_from_row(row: &Row<'_>) -> rusqlite::Result<Result<SchemaRecord, StoreError>> {
+    let scope: String = row.get(0)?;
+    let version: u64 = row.get(1)?;
+    let root_message: String = row.get(2)?;
+    let files: String = row.get(3)?;
+    let dictionary_json: String = row.get(4)?;
+    let created_at: String = row.get(5)?;
+    let created_by: String = row.get(6)?;
+    Ok((|| {
+        let scope = if scope.is_empty() {
+            SchemaScope::Common
+        } else {
+            SchemaScope::Tenant(TenantName::new(scope)?)
+        };
+        let files: Vec<SchemaFile> = serde_json::from_str(&files)
+            .map_err(|e| corrupt(format!("bad schema files of version {version}: {e}")))?;
+        Ok(SchemaRecord {
+            scope,
+            version,
+            root_message,
+            files,
+            dictionary_json,
+            created_at: parse_time(&created_at)?,
+            created_by: TokenId::from_string(created_by),
         })
     })())
 }
@@ -504,6 +665,62 @@ mod tests {
         assert_eq!(second.revoked_at, Some(now()));
         let found = store.token_by_hash(&admin.secret_hash).unwrap().unwrap();
         assert_eq!(found.info, second);
+    }
+
+    fn schema(scope: SchemaScope, version: u64) -> SchemaRecord {
+        SchemaRecord {
+            scope,
+            version,
+            root_message: "LogSchema".into(),
+            files: vec![SchemaFile {
+                name: "log_schema.proto".into(),
+                content: format!("// v{version}"),
+            }],
+            dictionary_json: format!("{{\"v\":{version}}}"),
+            created_at: now(),
+            created_by: TokenId::from_string("tok_a".into()),
+        }
+    }
+
+    #[test]
+    fn schema_versions_follow_each_other_per_scope() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let common = SchemaScope::Common;
+        assert_eq!(store.schema(&common, None).unwrap(), None);
+        store.insert_schema(&schema(common.clone(), 1)).unwrap();
+        let err = store.insert_schema(&schema(common.clone(), 1)).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(store.insert_schema(&schema(common.clone(), 3)).is_err());
+        store.insert_schema(&schema(common.clone(), 2)).unwrap();
+        assert_eq!(store.schema(&common, None).unwrap().unwrap().version, 2);
+        assert_eq!(
+            store.schema(&common, Some(1)).unwrap().unwrap(),
+            schema(common.clone(), 1)
+        );
+        assert_eq!(store.schema_versions(&common).unwrap().len(), 2);
+
+        let payments = TenantName::new("payments").unwrap();
+        let extension = SchemaScope::Tenant(payments.clone());
+        assert!(matches!(
+            store.insert_schema(&schema(extension.clone(), 1)),
+            Err(StoreError::NotFound { .. })
+        ));
+        store.create_tenant(&tenant("payments")).unwrap();
+        store.insert_schema(&schema(extension.clone(), 1)).unwrap();
+        store.insert_schema(&schema(extension.clone(), 2)).unwrap();
+        let latest = store.latest_tenant_schemas().unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0].version, 2);
+        assert_eq!(latest[0].scope, extension);
+
+        let err = store.delete_tenant(&payments, false).unwrap_err();
+        assert!(
+            err.to_string().contains("2 extension schema versions"),
+            "{err}"
+        );
+        store.delete_tenant(&payments, true).unwrap();
+        assert!(store.latest_tenant_schemas().unwrap().is_empty());
+        assert_eq!(store.schema_versions(&common).unwrap().len(), 2);
     }
 
     #[test]

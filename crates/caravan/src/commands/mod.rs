@@ -1,5 +1,6 @@
 //! One module per command group; each turns parsed arguments into calls and prints results.
 
+mod schema;
 mod server;
 mod tenant;
 mod token;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(ref command) => tenant::run(&client(&cli)?, &printer, command).await,
         Command::Token(ref command) => token::run(&client(&cli)?, &printer, command).await,
+        Command::Schema(ref command) => schema::run(&cli, &printer, command).await,
         Command::Whoami => {
             let whoami = client(&cli)?.whoami().await?;
             printer.whoami(&whoami)
@@ -38,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A client for the configured server. Without a token, a local server's admin token file is
 /// used, so that an operator on the server's machine needs no set-up.
-fn client(cli: &Cli) -> anyhow::Result<Client> {
+pub(crate) fn client(cli: &Cli) -> anyhow::Result<Client> {
     let token = match &cli.token {
         Some(token) => Some(token.clone()),
         None if is_local(&cli.server) => read_admin_token(&data_dir(cli.data_dir.as_deref()))?,

@@ -201,7 +201,7 @@ fn cli_errors_are_clear() {
 
 #[test]
 fn help_everywhere_and_completions() {
-    let commands: [&[&str]; 13] = [
+    let commands: [&[&str]; 19] = [
         &[],
         &["server"],
         &["tenant"],
@@ -215,6 +215,12 @@ fn help_everywhere_and_completions() {
         &["token", "list"],
         &["token", "revoke"],
         &["completions"],
+        &["schema"],
+        &["schema", "init"],
+        &["schema", "compile"],
+        &["schema", "diff"],
+        &["schema", "push"],
+        &["schema", "show"],
     ];
     for command in commands {
         let output = Command::new(caravan_bin())

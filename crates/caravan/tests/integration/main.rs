@@ -5,4 +5,5 @@ mod access;
 mod cli;
 mod harness;
 mod lifecycle;
+mod schema;
 mod validation;

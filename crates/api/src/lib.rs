@@ -1,0 +1,9 @@
+//! Wire types of Caravan's native API that are not a domain crate's own: the server serialises
+//! them, the client deserialises them, and the OpenAPI document describes them. Tenants and tokens
+//! are `caravan-tenancy`'s types.
+
+mod schema;
+
+pub use schema::{
+    SchemaFileBody, SchemaPush, SchemaPushed, SchemaVersionSummary, SchemaVersionView,
+};
