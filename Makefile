@@ -8,12 +8,18 @@ CARGO ?= cargo
 deps:
 	./scripts/install-deps.sh
 
+## The official Elasticsearch Python client, for the compatibility tests.
+.venv/ok:
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet 'elasticsearch>=8,<9'
+	touch .venv/ok
+
 ## Build and start the platform with embedded defaults (SQLite and ./caravan-data).
 up: deps
 	$(CARGO) run --release -p caravan -- server
 
 ## Run every check and test: formatting, lints, unit, integration and end-to-end tests.
-test: deps
+test: deps .venv/ok
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace

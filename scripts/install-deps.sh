@@ -21,6 +21,7 @@ need protoc protobuf-compiler
 need /usr/include/google/protobuf/timestamp.proto libprotobuf-dev
 need haproxy haproxy
 need wrk wrk
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]} == 0)); then
     exit 0

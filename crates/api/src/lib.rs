@@ -2,8 +2,11 @@
 //! them, the client deserialises them, and the OpenAPI document describes them. Tenants and tokens
 //! are `caravan-tenancy`'s types.
 
+pub mod fleet;
+mod logs;
 mod schema;
 
+pub use logs::{DayUsage, LogPurge, PurgedPartition};
 pub use schema::{
     SchemaFileBody, SchemaPush, SchemaPushed, SchemaVersionSummary, SchemaVersionView,
 };

@@ -1,5 +1,7 @@
 //! The command line: definitions only. Values are parsed here and validated by the commands.
 
+pub mod fleet;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -53,6 +55,41 @@ pub enum Command {
     /// Write, compile, check and publish the common log schema.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Tenants' logs: usage accounting and purges.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+    /// Manage zones (environments grouping data centers).
+    #[command(subcommand)]
+    Zone(fleet::ZoneCommand),
+    /// Manage data centers.
+    #[command(subcommand, name = "data-center", visible_alias = "dc")]
+    DataCenter(fleet::DataCenterCommand),
+    /// Manage hosts: register, update, drain, delete.
+    #[command(subcommand)]
+    Host(fleet::HostCommand),
+    /// Manage address ranges (IPAM) of data centers.
+    #[command(subcommand)]
+    Range(fleet::RangeCommand),
+    /// Look up address leases both ways.
+    #[command(subcommand)]
+    Lease(fleet::LeaseCommand),
+    /// Manage templates: how to run one member of a service.
+    #[command(subcommand)]
+    Template(fleet::TemplateCommand),
+    /// Manage services: create, scale, resize, check, migrate, delete.
+    #[command(subcommand)]
+    Service(fleet::ServiceCommand),
+    /// Show and report instances (what agents do).
+    #[command(subcommand)]
+    Instance(fleet::InstanceCommand),
+    /// Show the fleet's capacity, and how many more groups of a shape fit.
+    Capacity(fleet::CapacityCommand),
+    /// Manage tenants' fleet quotas (CPU, memory, disk).
+    #[command(subcommand)]
+    Quota(fleet::QuotaCommand),
+    /// The fleet's audit log.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Show who the current token is.
     Whoami,
     /// Print shell completions.
@@ -152,6 +189,31 @@ pub enum TokenCommand {
     Revoke {
         /// Token id (`tok_...`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Log usage per day: documents, bytes, coerced and ignored values, rejections, unknown keys.
+    Usage {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantName,
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Drop a day, or every day before a date, of a tenant's logs (admin).
+    Purge {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantName,
+        /// The UTC day to drop, YYYY-MM-DD.
+        #[arg(long, conflicts_with = "before", required_unless_present = "before")]
+        day: Option<String>,
+        /// Drop every UTC day strictly before this one, YYYY-MM-DD.
+        #[arg(long)]
+        before: Option<String>,
     },
 }
 

@@ -1,6 +1,10 @@
 //! Printing results: tables for people, JSON for scripts.
 
-use caravan_api::{SchemaPushed, SchemaVersionSummary, SchemaVersionView};
+mod fleet;
+
+use caravan_api::{
+    DayUsage, PurgedPartition, SchemaPushed, SchemaVersionSummary, SchemaVersionView,
+};
 use caravan_schema::Dictionary;
 use caravan_tenancy::{Tenant, TokenCreated, TokenInfo, WhoAmI};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
@@ -214,6 +218,81 @@ impl Printer {
                 version.root_message.clone(),
                 timestamp(version.created_at),
                 version.created_by.clone(),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
+    pub fn log_usage(&self, days: &[DayUsage]) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(days);
+        }
+        let mut days_table = table(&[
+            "DAY",
+            "RECEIVED",
+            "ACCEPTED",
+            "BYTES ACCEPTED",
+            "BYTES STORED",
+            "COERCED",
+            "WITH _IGNORED",
+            "REJECTED",
+        ]);
+        for day in days {
+            let rejected: Vec<String> = day
+                .rejected
+                .iter()
+                .map(|(reason, n)| format!("{reason}: {n}"))
+                .collect();
+            days_table.add_row(vec![
+                day.day.clone(),
+                day.documents_received.to_string(),
+                day.documents_accepted.to_string(),
+                quota(Some(day.bytes_accepted)),
+                quota(Some(day.bytes_stored)),
+                day.documents_coerced.to_string(),
+                day.documents_with_ignored.to_string(),
+                if rejected.is_empty() {
+                    "-".to_owned()
+                } else {
+                    rejected.join(", ")
+                },
+            ]);
+        }
+        println!("{days_table}");
+        let mut unknown: std::collections::BTreeMap<&str, u64> = Default::default();
+        for day in days {
+            for (key, count) in &day.unknown_keys {
+                *unknown.entry(key.as_str()).or_default() += count;
+            }
+        }
+        if !unknown.is_empty() {
+            let mut top: Vec<(&str, u64)> = unknown.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let mut keys = table(&["UNKNOWN KEY (stored, not indexed)", "DOCUMENTS"]);
+            for (key, count) in top.into_iter().take(20) {
+                keys.add_row(vec![key.to_owned(), count.to_string()]);
+            }
+            println!("{keys}");
+        }
+        Ok(())
+    }
+
+    pub fn purged(&self, purged: &[PurgedPartition]) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(purged);
+        }
+        if purged.is_empty() {
+            println!("nothing to purge");
+            return Ok(());
+        }
+        let mut table = table(&["TENANT", "DAY", "DOCUMENTS", "DISK"]);
+        for partition in purged {
+            table.add_row(vec![
+                partition.tenant.clone(),
+                partition.day.clone(),
+                partition.documents.to_string(),
+                quota(Some(partition.disk_bytes)),
             ]);
         }
         println!("{table}");

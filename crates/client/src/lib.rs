@@ -4,15 +4,22 @@
 //! (`{"error": {"type", "reason"}}`) into [`ClientError::Api`] carrying the server's message, so
 //! that callers can show it as is.
 
+mod fleet;
+
 use std::time::Duration;
 
-use caravan_api::{SchemaPush, SchemaPushed, SchemaVersionSummary, SchemaVersionView};
+use caravan_api::{
+    DayUsage, LogPurge, PurgedPartition, SchemaPush, SchemaPushed, SchemaVersionSummary,
+    SchemaVersionView,
+};
 use caravan_tenancy::{
     Tenant, TenantCreate, TenantName, TenantUpdate, TokenCreate, TokenCreated, TokenInfo, WhoAmI,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use fleet::EventQuery;
 
 /// How long one request may take before the client gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -232,6 +239,32 @@ impl Client {
         self.get(&format!(
             "/api/v1/tenants/{tenant}/schema/template?format={format}"
         ))
+        .await
+    }
+}
+
+impl Client {
+    /// A tenant's log usage per day, the most recent first.
+    pub async fn log_usage(
+        &self,
+        tenant: &TenantName,
+        days: u32,
+    ) -> Result<Vec<DayUsage>, ClientError> {
+        self.get(&format!("/api/v1/tenants/{tenant}/logs/usage?days={days}"))
+            .await
+    }
+
+    /// Drops a day, or every day before a date, of a tenant's logs.
+    pub async fn purge_logs(
+        &self,
+        tenant: &TenantName,
+        request: &LogPurge,
+    ) -> Result<Vec<PurgedPartition>, ClientError> {
+        self.send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{tenant}/logs/purge"),
+            request,
+        )
         .await
     }
 }

@@ -4,9 +4,11 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -16,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::{AppState, metrics, schema, system, tenants, tokens};
+use crate::{AppState, fleet, logs, metrics, schema, system, tenants, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +51,8 @@ fn native_api() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(auth::whoami))
         .merge(tenants::router())
         .merge(schema::router())
+        .merge(logs::native_router())
+        .merge(fleet::router())
         .merge(tokens::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
@@ -72,6 +76,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(system::router())
         .merge(api)
+        .merge(logs::router(&state))
         .method_not_allowed_fallback(system::wrong_method)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -80,6 +85,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(system::no_route)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())
+        // Elasticsearch clients check this header on every answer before they trust a server.
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-elastic-product"),
+            HeaderValue::from_static("Elasticsearch"),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("a handler panicked"))
         }))

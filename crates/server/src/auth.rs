@@ -178,3 +178,24 @@ pub(crate) async fn whoami(Caller(principal): Caller) -> Json<WhoAmI> {
         },
     })
 }
+
+/// The installation's identifier, created on first start in `<data_dir>/cluster.uuid`.
+pub(crate) fn cluster_uuid(data_dir: &Path) -> Result<String, ServerError> {
+    let path = data_dir.join(CLUSTER_UUID_FILE);
+    let io_error = |source| ServerError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(uuid) => Ok(uuid.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = random_bytes::<16>().map_err(|e| io_error(std::io::Error::other(e)))?;
+            let uuid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            std::fs::write(&path, &uuid).map_err(io_error)?;
+            Ok(uuid)
+        }
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+const CLUSTER_UUID_FILE: &str = "cluster.uuid";

@@ -13,6 +13,8 @@ mod auth;
 mod config;
 mod error;
 mod extract;
+mod fleet;
+mod logs;
 mod metrics;
 mod schema;
 mod state;
@@ -60,6 +62,12 @@ pub enum ServerError {
     /// The metric registry could not be built (a programming error: duplicate or bad names).
     #[error("metrics: {0}")]
     Metrics(String),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The log store could not be opened.
+    #[error("log store: {0}")]
+    LogStore(#[from] caravan_logstore::LogStoreError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -96,7 +104,10 @@ pub async fn run(
         })?;
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
-    let state = AppState::new(config, store.clone())?;
+    let cluster_uuid = auth::cluster_uuid(data_dir)?;
+    let logstore = logs::open_logstore(&config).await?;
+    let state = AppState::new(config, store.clone(), cluster_uuid, logstore)?;
+    logs::load_usage(&state).await?;
     let router = app(state.clone());
 
     let (stopping_tx, stopping_rx) = watch::channel(false);
@@ -108,6 +119,9 @@ pub async fn run(
         // The receiver lives until `run` returns; nobody listening means there is nothing to stop.
         let _ = stopping_tx.send(true);
     });
+
+    let background = logs::spawn_background_tasks(&state, stopping_rx.clone());
+    let host_loss_timer = fleet::start(&state, store.clone(), stopping_rx.clone()).await?;
 
     state.set_ready(true);
     tracing::info!(%address, "listening");
@@ -125,6 +139,12 @@ pub async fn run(
         }
     }
 
+    for task in background {
+        // Each task ends on the stopping signal; a panic in one is already logged.
+        let _ = task.await;
+    }
+    host_loss_timer.stop().await;
+    logs::shut_down(&state).await;
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
@@ -132,7 +152,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn stopped(mut receiver: watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut receiver: watch::Receiver<bool>) {
     // An error means the sender is gone, which only happens once shutdown was sent.
     let _ = receiver.wait_for(|stopping| *stopping).await;
 }

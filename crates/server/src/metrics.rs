@@ -62,7 +62,6 @@ impl Metrics {
     }
 
     /// The registry, for capabilities to register their own series.
-    #[allow(dead_code)] // The first capability with its own series will use it.
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -7,6 +7,7 @@
 //! common schema would collide with a tenant's extension. Pushes are serialised so that these
 //! checks always see the state they are applied to.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -14,7 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use caravan_schema::{CompileOptions, Dictionary, Format, RenderOptions, SchemaDiff};
-use caravan_store::{SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo};
+use caravan_store::{ControlStore, SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo};
 use caravan_tenancy::{Principal, Requirement, Scope, TenantName, authorize};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -34,10 +35,11 @@ use crate::tenants::now;
 /// The most files one schema version may have.
 pub const SCHEMA_FILES_MAX: usize = 100;
 
-/// The registry's own state: the lock that serialises pushes.
+/// The registry's own state: the lock that serialises pushes, and the dictionaries in force.
 #[derive(Default)]
 pub(crate) struct SchemaState {
     push_lock: Mutex<()>,
+    dictionaries: std::sync::RwLock<HashMap<TenantName, Option<Arc<Dictionary>>>>,
 }
 
 /// The schema router.
@@ -295,24 +297,30 @@ async fn effective_dictionary(
     state: &AppState,
     tenant: &TenantName,
 ) -> Result<(Dictionary, String), ApiError> {
-    let extension_scope = SchemaScope::Tenant(tenant.clone());
-    let (common, extension) = state
-        .store(move |store| {
-            Ok((
-                store.schema(&SchemaScope::Common, None)?,
-                store.schema(&extension_scope, None)?,
-            ))
-        })
-        .await?;
-    match (common, extension) {
-        (None, None) => Err(ApiError::not_found(
-            "no schema has been pushed yet: push one with `caravan schema push`",
-        )),
-        (Some(common), None) => Ok((
+    let tenant = tenant.clone();
+    let found = state
+        .store(move |store| Ok(effective_dictionary_blocking(store, &tenant)))
+        .await??;
+    found.ok_or_else(|| {
+        ApiError::not_found("no schema has been pushed yet: push one with `caravan schema push`")
+    })
+}
+
+/// [`effective_dictionary`] for callers already on a blocking thread; `None` when neither a
+/// common schema nor an extension exists.
+fn effective_dictionary_blocking(
+    store: &dyn ControlStore,
+    tenant: &TenantName,
+) -> Result<Option<(Dictionary, String)>, ApiError> {
+    let common = store.schema(&SchemaScope::Common, None)?;
+    let extension = store.schema(&SchemaScope::Tenant(tenant.clone()), None)?;
+    Ok(match (common, extension) {
+        (None, None) => None,
+        (Some(common), None) => Some((
             parse_dictionary(&common)?,
             format!("common v{}", common.version),
         )),
-        (None, Some(extension)) => Ok((
+        (None, Some(extension)) => Some((
             parse_dictionary(&extension)?,
             format!("{tenant} v{}", extension.version),
         )),
@@ -320,7 +328,7 @@ async fn effective_dictionary(
             let merged = parse_dictionary(&common)?
                 .extend(&parse_dictionary(&extension)?)
                 .map_err(ApiError::internal)?;
-            Ok((
+            Some((
                 merged,
                 format!(
                     "common v{} + {tenant} v{}",
@@ -328,6 +336,38 @@ async fn effective_dictionary(
                 ),
             ))
         }
+    })
+}
+
+impl SchemaState {
+    /// The dictionary in force for `tenant`, cached until the next push; `None` before any
+    /// schema was pushed. Blocks on the store on a cache miss: call it from a blocking thread.
+    pub(crate) fn dictionary_for(
+        &self,
+        store: &dyn ControlStore,
+        tenant: &TenantName,
+    ) -> Result<Option<Arc<Dictionary>>, ApiError> {
+        let cache = self
+            .dictionaries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = cache.get(tenant) {
+            return Ok(found.clone());
+        }
+        drop(cache);
+        let found = effective_dictionary_blocking(store, tenant)?.map(|(d, _)| Arc::new(d));
+        self.dictionaries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tenant.clone(), found.clone());
+        Ok(found)
+    }
+
+    fn invalidate(&self) {
+        self.dictionaries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -452,6 +492,7 @@ async fn push(
     state
         .store(move |store| store.insert_schema(&record))
         .await?;
+    state.schema().invalidate();
     tracing::info!(schema = %scope_name(&scope), version, keys = dictionary.fields().len(), by = %principal.token(), "schema pushed");
     Ok((
         StatusCode::CREATED,

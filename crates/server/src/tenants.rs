@@ -115,10 +115,11 @@ async fn delete_tenant(
 ) -> Result<StatusCode, ApiError> {
     authorize(&principal, Requirement::Admin, Some(&name))
         .map_err(|d| ApiError::denied(d, format!("tenant {name:?}")))?;
-    let deleted = name.clone();
-    state
-        .store(move |store| store.delete_tenant(&deleted, params.force))
-        .await?;
+    // Logs are owned too: refused without force, dropped with the tenant.
+    crate::logs::check_tenant_deletion(&state, &name, params.force).await?;
+    // The fleet is consulted first: services are owned too, and go with the tenant on force.
+    crate::fleet::delete_tenant(&state, principal.token(), &name, params.force).await?;
+    crate::logs::forget_tenant(&state, &name).await?;
     tracing::info!(tenant = %name, force = params.force, by = %principal.token(), "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }

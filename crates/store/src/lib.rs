@@ -10,6 +10,7 @@
 //! fully or not at all.
 
 mod error;
+mod fleet;
 mod schema;
 mod sqlite;
 
@@ -17,6 +18,9 @@ use caravan_tenancy::{TenancyError, Tenant, TenantName, TokenId, TokenInfo, Toke
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use fleet::{
+    FLEET_EVENTS_KEPT_MAX, FleetEventFilter, FleetEventRecord, FleetRow, FleetRowChange,
+};
 pub use schema::{SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo};
 pub use sqlite::SqliteStore;
 
@@ -27,6 +31,35 @@ pub struct Holding {
     pub what: &'static str,
     /// How many.
     pub count: u64,
+}
+
+/// An object uploaded through the Elasticsearch-compatible API (templates, policies,
+/// pipelines), kept so that clients see what they uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsObject {
+    /// `index_template`, `template`, `component_template`, `ilm_policy`, `ingest_pipeline`,
+    /// `data_stream`.
+    pub kind: String,
+    /// The tenant whose token uploaded it, or "" for admins.
+    pub owner: String,
+    /// The object's name.
+    pub name: String,
+    /// Its JSON body, as uploaded.
+    pub body_json: String,
+    /// When it was last uploaded.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One tenant's log usage on one day, as stored: the accounting itself is opaque JSON owned by
+/// the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogUsageRow {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The counters, as JSON.
+    pub usage_json: String,
 }
 
 /// A tenant change computed from the current row, inside the store's transaction.
@@ -75,6 +108,40 @@ pub trait ControlStore: Send + Sync {
     fn schema_versions(&self, scope: &SchemaScope) -> Result<Vec<SchemaVersionInfo>, StoreError>;
     /// The latest extension schema of every tenant that has one, by tenant.
     fn latest_tenant_schemas(&self) -> Result<Vec<SchemaRecord>, StoreError>;
+
+    /// Stores (or replaces) an object uploaded through the Elasticsearch-compatible API, such as
+    /// an index template, under its kind, owner (a tenant name, or "" for admins) and name.
+    fn put_es_object(&self, object: &EsObject) -> Result<(), StoreError>;
+    /// Objects of a kind and owner, by name; only `name` when given.
+    fn es_objects(
+        &self,
+        kind: &str,
+        owner: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<EsObject>, StoreError>;
+    /// Deletes an object; false when there was none.
+    fn delete_es_object(&self, kind: &str, owner: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Stores log usage rows (replacing those of the same tenant and day), in one transaction.
+    fn save_log_usage(&self, rows: &[LogUsageRow]) -> Result<(), StoreError>;
+    /// Log usage rows from `from_day` (`YYYY-MM-DD`) on, for one tenant or all, by tenant and day.
+    fn log_usage(
+        &self,
+        tenant: Option<&TenantName>,
+        from_day: &str,
+    ) -> Result<Vec<LogUsageRow>, StoreError>;
+
+    /// Applies fleet row changes in order (the last change of a row wins) and appends audit
+    /// events, in one transaction. Keeps at most [`FLEET_EVENTS_KEPT_MAX`] events.
+    fn apply_fleet_changes(
+        &self,
+        changes: &[FleetRowChange],
+        events: &[FleetEventRecord],
+    ) -> Result<(), StoreError>;
+    /// Every row of the fleet state, by kind and id.
+    fn fleet_rows(&self) -> Result<Vec<FleetRow>, StoreError>;
+    /// Audit events matching the filter, newest first.
+    fn fleet_events(&self, filter: &FleetEventFilter) -> Result<Vec<FleetEventRecord>, StoreError>;
 
     /// Whether any admin token exists, revoked or not (to know whether to bootstrap one).
     fn admin_token_exists(&self) -> Result<bool, StoreError>;

@@ -4,6 +4,8 @@
 //! makes every method trivially one transaction. WAL mode lets the file be read by tools while
 //! the server runs; `synchronous = FULL` makes every acknowledged change survive power loss.
 
+mod fleet;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -15,8 +17,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::{
-    ControlStore, Holding, SchemaFile, SchemaRecord, SchemaScope, SchemaVersionInfo, StoreError,
-    TenantChange,
+    ControlStore, EsObject, Holding, LogUsageRow, SchemaFile, SchemaRecord, SchemaScope,
+    SchemaVersionInfo, StoreError, TenantChange,
 };
 
 /// Schema migrations, applied in order at open; never edit one that has shipped, add a new one.
@@ -54,6 +56,25 @@ CREATE TABLE schemas (
     PRIMARY KEY (scope, version)
 ) STRICT;
 "#,
+    r#"
+CREATE TABLE es_objects (
+    kind       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, owner, name)
+) STRICT;
+"#,
+    r#"
+CREATE TABLE log_usage (
+    tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+    day    TEXT NOT NULL,
+    usage  TEXT NOT NULL,
+    PRIMARY KEY (tenant, day)
+) STRICT;
+"#,
+    fleet::MIGRATION,
 ];
 
 /// The control-plane store in one SQLite file.
@@ -187,6 +208,9 @@ impl ControlStore for SqliteStore {
             .map_err(backend)?;
         transaction
             .execute("DELETE FROM schemas WHERE scope = ?1", [name.as_str()])
+            .map_err(backend)?;
+        transaction
+            .execute("DELETE FROM es_objects WHERE owner = ?1", [name.as_str()])
             .map_err(backend)?;
         transaction
             .execute("DELETE FROM tenants WHERE name = ?1", [name.as_str()])
@@ -365,6 +389,139 @@ impl ControlStore for SqliteStore {
             .map_err(backend)?;
         let rows = statement.query_map([], schema_from_row).map_err(backend)?;
         rows.map(|row| row.map_err(backend)?).collect()
+    }
+
+    fn put_es_object(&self, object: &EsObject) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "INSERT INTO es_objects (kind, owner, name, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, owner, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![
+                    object.kind,
+                    object.owner,
+                    object.name,
+                    object.body_json,
+                    format_time(object.updated_at)?,
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn es_objects(
+        &self,
+        kind: &str,
+        owner: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<EsObject>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT kind, owner, name, body, updated_at FROM es_objects
+                 WHERE kind = ?1 AND owner = ?2 AND (?3 IS NULL OR name = ?3) ORDER BY name",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![kind, owner, name], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (kind, owner, name, body_json, updated_at) = row.map_err(backend)?;
+            Ok(EsObject {
+                kind,
+                owner,
+                name,
+                body_json,
+                updated_at: parse_time(&updated_at)?,
+            })
+        })
+        .collect()
+    }
+
+    fn delete_es_object(&self, kind: &str, owner: &str, name: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .lock()
+            .execute(
+                "DELETE FROM es_objects WHERE kind = ?1 AND owner = ?2 AND name = ?3",
+                params![kind, owner, name],
+            )
+            .map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
+    fn save_log_usage(&self, rows: &[LogUsageRow]) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        for row in rows {
+            // A tenant deleted since the counters were taken has nothing left to account for.
+            transaction
+                .execute(
+                    "INSERT INTO log_usage (tenant, day, usage)
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM tenants WHERE name = ?1)
+                     ON CONFLICT (tenant, day) DO UPDATE SET usage = excluded.usage",
+                    params![row.tenant.as_str(), row.day, row.usage_json],
+                )
+                .map_err(backend)?;
+        }
+        transaction.commit().map_err(backend)
+    }
+
+    fn log_usage(
+        &self,
+        tenant: Option<&TenantName>,
+        from_day: &str,
+    ) -> Result<Vec<LogUsageRow>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT tenant, day, usage FROM log_usage
+                 WHERE (?1 IS NULL OR tenant = ?1) AND day >= ?2 ORDER BY tenant, day",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![tenant.map(TenantName::as_str), from_day], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (tenant, day, usage_json) = row.map_err(backend)?;
+            Ok(LogUsageRow {
+                tenant: TenantName::new(tenant)?,
+                day,
+                usage_json,
+            })
+        })
+        .collect()
+    }
+
+    fn apply_fleet_changes(
+        &self,
+        changes: &[crate::FleetRowChange],
+        events: &[crate::FleetEventRecord],
+    ) -> Result<(), StoreError> {
+        fleet::apply(&mut self.lock(), changes, events)
+    }
+
+    fn fleet_rows(&self) -> Result<Vec<crate::FleetRow>, StoreError> {
+        fleet::rows(&self.lock())
+    }
+
+    fn fleet_events(
+        &self,
+        filter: &crate::FleetEventFilter,
+    ) -> Result<Vec<crate::FleetEventRecord>, StoreError> {
+        fleet::events(&self.lock(), filter)
     }
 
     fn admin_token_exists(&self) -> Result<bool, StoreError> {
@@ -721,6 +878,50 @@ mod tests {
         store.delete_tenant(&payments, true).unwrap();
         assert!(store.latest_tenant_schemas().unwrap().is_empty());
         assert_eq!(store.schema_versions(&common).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn es_objects_are_kept_per_owner() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let object = |owner: &str, body: &str| EsObject {
+            kind: "index_template".into(),
+            owner: owner.into(),
+            name: "filebeat".into(),
+            body_json: body.into(),
+            updated_at: now(),
+        };
+        store.put_es_object(&object("payments", "{}")).unwrap();
+        store
+            .put_es_object(&object("payments", "{\"a\":1}"))
+            .unwrap();
+        store.put_es_object(&object("", "{}")).unwrap();
+        let mine = store
+            .es_objects("index_template", "payments", None)
+            .unwrap();
+        assert_eq!(mine, vec![object("payments", "{\"a\":1}")]);
+        assert!(
+            store
+                .es_objects("index_template", "search", None)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .delete_es_object("index_template", "payments", "filebeat")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_es_object("index_template", "payments", "filebeat")
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .es_objects("index_template", "", Some("filebeat"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! One module per command group; each turns parsed arguments into calls and prints results.
 
+mod fleet;
+mod logs;
 mod schema;
 mod server;
 mod tenant;
@@ -31,6 +33,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(ref command) => tenant::run(&client(&cli)?, &printer, command).await,
         Command::Token(ref command) => token::run(&client(&cli)?, &printer, command).await,
         Command::Schema(ref command) => schema::run(&cli, &printer, command).await,
+        Command::Logs(ref command) => logs::run(&client(&cli)?, &printer, command).await,
+        Command::Zone(_)
+        | Command::DataCenter(_)
+        | Command::Host(_)
+        | Command::Range(_)
+        | Command::Lease(_)
+        | Command::Template(_)
+        | Command::Service(_)
+        | Command::Instance(_)
+        | Command::Capacity(_)
+        | Command::Quota(_)
+        | Command::Fleet(_) => fleet::run(&client(&cli)?, &printer, &cli.command).await,
         Command::Whoami => {
             let whoami = client(&cli)?.whoami().await?;
             printer.whoami(&whoami)

@@ -94,6 +94,11 @@ impl TestServer {
         }
     }
 
+    /// Takes over the temporary directory, so that it outlives this server (for restarts).
+    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+
     /// The bootstrap admin token, from the data directory.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("admin.token"))
@@ -112,6 +117,13 @@ impl TestServer {
         // SAFETY: kill(2) with a pid we spawned and still own (not yet waited for).
         unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
         self.wait_exit()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Waits (at most 30 s) for the process to exit by itself.

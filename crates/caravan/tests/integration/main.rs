@@ -3,7 +3,10 @@
 
 mod access;
 mod cli;
+mod fleet;
 mod harness;
 mod lifecycle;
+mod logs;
+mod logs_clients;
 mod schema;
 mod validation;

@@ -1,0 +1,354 @@
+//! The fleet endpoints (`/api/v1/fleet/...`): inventory, ranges and leases, templates,
+//! services, drains, capacity, quotas and the audit log.
+
+use std::net::IpAddr;
+
+use caravan_api::fleet::{
+    CapacityReport, FleetEvent, HostPatch, HostSummary, HostView, LeaseView, MigrateRequest,
+    QuotaView, RangeView, ServicePatch, ServiceSummary, ServiceView, TemplateView,
+};
+use caravan_fleet::{
+    AddressRange, CheckReport, Cidr, DataCenter, DcName, DesiredInstance, DrainStatus, GroupShape,
+    Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources, ServiceName, ServiceSpec,
+    Template, TemplateName, TenantName, Zone, ZoneName,
+};
+use reqwest::Method;
+
+use crate::{Client, ClientError};
+
+/// Which audit events to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events about this service.
+    pub service: Option<ServiceName>,
+    /// Only events about this host.
+    pub host: Option<HostName>,
+    /// At most this many (the server's default when `None`).
+    pub limit: Option<usize>,
+}
+
+impl Client {
+    /// Zones.
+    pub async fn zones(&self) -> Result<Vec<Zone>, ClientError> {
+        self.get("/api/v1/fleet/zones").await
+    }
+
+    /// Creates a zone.
+    pub async fn create_zone(&self, name: &ZoneName) -> Result<Zone, ClientError> {
+        let zone = Zone { name: name.clone() };
+        self.send_json(Method::POST, "/api/v1/fleet/zones", &zone)
+            .await
+    }
+
+    /// Deletes a zone.
+    pub async fn delete_zone(&self, name: &ZoneName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/zones/{name}")).await
+    }
+
+    /// Data centers.
+    pub async fn data_centers(&self) -> Result<Vec<DataCenter>, ClientError> {
+        self.get("/api/v1/fleet/data-centers").await
+    }
+
+    /// Creates a data center in a zone.
+    pub async fn create_data_center(
+        &self,
+        data_center: &DataCenter,
+    ) -> Result<DataCenter, ClientError> {
+        self.send_json(Method::POST, "/api/v1/fleet/data-centers", data_center)
+            .await
+    }
+
+    /// Deletes a data center.
+    pub async fn delete_data_center(&self, name: &DcName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/data-centers/{name}"))
+            .await
+    }
+
+    /// Hosts with what is allocated on them.
+    pub async fn hosts(&self) -> Result<Vec<HostSummary>, ClientError> {
+        self.get("/api/v1/fleet/hosts").await
+    }
+
+    /// One host and its instances.
+    pub async fn host(&self, name: &HostName) -> Result<HostView, ClientError> {
+        self.get(&format!("/api/v1/fleet/hosts/{name}")).await
+    }
+
+    /// Registers a host.
+    pub async fn register_host(&self, spec: &HostSpec) -> Result<HostView, ClientError> {
+        self.send_json(Method::POST, "/api/v1/fleet/hosts", spec)
+            .await
+    }
+
+    /// Changes a host's capacity, labels or state.
+    pub async fn update_host(
+        &self,
+        name: &HostName,
+        patch: &HostPatch,
+    ) -> Result<HostView, ClientError> {
+        self.send_json(Method::PATCH, &format!("/api/v1/fleet/hosts/{name}"), patch)
+            .await
+    }
+
+    /// Deletes a host.
+    pub async fn delete_host(&self, name: &HostName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/hosts/{name}")).await
+    }
+
+    /// Sends a heartbeat for a host (what its agent does).
+    pub async fn heartbeat(&self, name: &HostName) -> Result<Host, ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/fleet/hosts/{name}/heartbeat"),
+        ))
+        .await
+    }
+
+    /// Starts draining a host; answers the drain status.
+    pub async fn drain_host(&self, name: &HostName) -> Result<DrainStatus, ClientError> {
+        self.send(self.request(Method::POST, &format!("/api/v1/fleet/hosts/{name}/drain")))
+            .await
+    }
+
+    /// Where the drain of a host is.
+    pub async fn drain_status(&self, name: &HostName) -> Result<DrainStatus, ClientError> {
+        self.get(&format!("/api/v1/fleet/hosts/{name}/drain")).await
+    }
+
+    /// What a host must run or stop.
+    pub async fn desired_instances(
+        &self,
+        name: &HostName,
+    ) -> Result<Vec<DesiredInstance>, ClientError> {
+        self.get(&format!("/api/v1/fleet/hosts/{name}/desired"))
+            .await
+    }
+
+    /// One instance.
+    pub async fn instance(&self, id: InstanceId) -> Result<Instance, ClientError> {
+        self.get(&format!("/api/v1/fleet/instances/{}", id.0)).await
+    }
+
+    /// Reports an instance healthy (what its agent does).
+    pub async fn instance_healthy(&self, id: InstanceId) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/fleet/instances/{}/healthy", id.0),
+        ))
+        .await
+    }
+
+    /// Reports a stopping instance stopped (what its agent does).
+    pub async fn instance_stopped(&self, id: InstanceId) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/fleet/instances/{}/stopped", id.0),
+        ))
+        .await
+    }
+
+    /// Address ranges with their usage.
+    pub async fn ranges(&self) -> Result<Vec<RangeView>, ClientError> {
+        self.get("/api/v1/fleet/ranges").await
+    }
+
+    /// Adds an address range.
+    pub async fn add_range(&self, range: &AddressRange) -> Result<RangeView, ClientError> {
+        self.send_json(Method::POST, "/api/v1/fleet/ranges", range)
+            .await
+    }
+
+    /// Removes an address range.
+    pub async fn remove_range(&self, cidr: &Cidr) -> Result<(), ClientError> {
+        self.delete(&format!(
+            "/api/v1/fleet/ranges/{}/{}",
+            cidr.network(),
+            cidr.prefix_len()
+        ))
+        .await
+    }
+
+    /// Who holds an address.
+    pub async fn lease_of_ip(&self, ip: IpAddr) -> Result<Vec<LeaseView>, ClientError> {
+        self.send(
+            self.request(Method::GET, "/api/v1/fleet/leases")
+                .query(&[("ip", ip.to_string())]),
+        )
+        .await
+    }
+
+    /// Which address an instance holds.
+    pub async fn lease_of_instance(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Vec<LeaseView>, ClientError> {
+        self.get(&format!("/api/v1/fleet/leases?instance={}", instance.0))
+            .await
+    }
+
+    /// Every lease the token may see.
+    pub async fn leases(&self) -> Result<Vec<LeaseView>, ClientError> {
+        self.get("/api/v1/fleet/leases").await
+    }
+
+    /// Templates as stored.
+    pub async fn templates(&self) -> Result<Vec<Template>, ClientError> {
+        self.get("/api/v1/fleet/templates").await
+    }
+
+    /// One template, as stored and resolved.
+    pub async fn template(&self, name: &TemplateName) -> Result<TemplateView, ClientError> {
+        self.get(&format!("/api/v1/fleet/templates/{name}")).await
+    }
+
+    /// Creates a template.
+    pub async fn create_template(&self, template: &Template) -> Result<TemplateView, ClientError> {
+        self.send_json(Method::POST, "/api/v1/fleet/templates", template)
+            .await
+    }
+
+    /// Replaces a template.
+    pub async fn replace_template(&self, template: &Template) -> Result<TemplateView, ClientError> {
+        self.send_json(
+            Method::PUT,
+            &format!("/api/v1/fleet/templates/{}", template.name),
+            template,
+        )
+        .await
+    }
+
+    /// Deletes a template.
+    pub async fn delete_template(&self, name: &TemplateName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/templates/{name}"))
+            .await
+    }
+
+    /// Services the token may see.
+    pub async fn services(&self) -> Result<Vec<ServiceSummary>, ClientError> {
+        self.get("/api/v1/fleet/services").await
+    }
+
+    /// One service and its instances by group.
+    pub async fn service(&self, name: &ServiceName) -> Result<ServiceView, ClientError> {
+        self.get(&format!("/api/v1/fleet/services/{name}")).await
+    }
+
+    /// Creates a service and places it.
+    pub async fn create_service(&self, spec: &ServiceSpec) -> Result<ServiceView, ClientError> {
+        self.send_json(Method::POST, "/api/v1/fleet/services", spec)
+            .await
+    }
+
+    /// Scales, resizes or otherwise changes a service.
+    pub async fn update_service(
+        &self,
+        name: &ServiceName,
+        patch: &ServicePatch,
+    ) -> Result<ServiceView, ClientError> {
+        self.send_json(
+            Method::PATCH,
+            &format!("/api/v1/fleet/services/{name}"),
+            patch,
+        )
+        .await
+    }
+
+    /// Deletes a service.
+    pub async fn delete_service(&self, name: &ServiceName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/services/{name}")).await
+    }
+
+    /// A service's placement problems.
+    pub async fn check_service(&self, name: &ServiceName) -> Result<CheckReport, ClientError> {
+        self.get(&format!("/api/v1/fleet/services/{name}/check"))
+            .await
+    }
+
+    /// Fixes a service's placement problems, to a host if given.
+    pub async fn migrate_service(
+        &self,
+        name: &ServiceName,
+        to_host: Option<&HostName>,
+    ) -> Result<Migration, ClientError> {
+        let request = MigrateRequest {
+            to_host: to_host.cloned(),
+        };
+        self.send_json(
+            Method::POST,
+            &format!("/api/v1/fleet/services/{name}/migrate"),
+            &request,
+        )
+        .await
+    }
+
+    /// Capacity per zone and data center, and the fit of a shape if given.
+    pub async fn capacity(
+        &self,
+        shape: Option<&GroupShape>,
+    ) -> Result<CapacityReport, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(shape) = shape {
+            let templates: Vec<&str> = shape.templates.iter().map(TemplateName::as_str).collect();
+            query.push(("templates", templates.join(",")));
+            let overrides = &shape.resources;
+            for (key, value) in [
+                ("cpu_millis", overrides.cpu_millis),
+                ("memory_bytes", overrides.memory_bytes),
+                ("disk_bytes", overrides.disk_bytes),
+            ] {
+                if let Some(value) = value {
+                    query.push((key, value.to_string()));
+                }
+            }
+        }
+        self.send(
+            self.request(Method::GET, "/api/v1/fleet/capacity")
+                .query(&query),
+        )
+        .await
+    }
+
+    /// Quotas and usage the token may see.
+    pub async fn quotas(&self) -> Result<Vec<QuotaView>, ClientError> {
+        self.get("/api/v1/fleet/quotas").await
+    }
+
+    /// Sets a tenant's quota.
+    pub async fn set_quota(
+        &self,
+        tenant: &TenantName,
+        limits: &Resources,
+    ) -> Result<QuotaView, ClientError> {
+        self.send_json(
+            Method::PUT,
+            &format!("/api/v1/fleet/quotas/{tenant}"),
+            limits,
+        )
+        .await
+    }
+
+    /// Removes a tenant's quota.
+    pub async fn remove_quota(&self, tenant: &TenantName) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/fleet/quotas/{tenant}")).await
+    }
+
+    /// Audit events, newest first.
+    pub async fn fleet_events(&self, query: &EventQuery) -> Result<Vec<FleetEvent>, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(service) = &query.service {
+            params.push(("service", service.to_string()));
+        }
+        if let Some(host) = &query.host {
+            params.push(("host", host.to_string()));
+        }
+        if let Some(limit) = query.limit {
+            params.push(("limit", limit.to_string()));
+        }
+        self.send(
+            self.request(Method::GET, "/api/v1/fleet/events")
+                .query(&params),
+        )
+        .await
+    }
+}

@@ -1,0 +1,103 @@
+//! `caravan-logstore`: the durable, multi-tenant log store.
+//!
+//! The server normalises each document against the schema dictionary and hands batches to
+//! [`LogStore::append`]. This crate owns what happens next: durability (a write-ahead log with
+//! group commit), partitioning (one tantivy index per tenant per UTC day), indexing,
+//! retention and statistics. It knows tantivy and files; it knows nothing of HTTP.
+//!
+//! # Public API
+//!
+//! ```text
+//! LogStore::open(LogStoreConfig) -> Result<LogStore>                       replays the log
+//! LogStore::open_with_sinks(LogStoreConfig, Vec<Arc<dyn LogSink>>) -> Result<LogStore>
+//! LogStore::append(Vec<LogDocument>) -> Result<AppendReceipt>               once fsync'd
+//! LogStore::refresh() -> Result<()>                                         commit + reload
+//! LogStore::shutdown() -> Result<()>
+//! LogStore::id_exists(tenant, id) -> Result<bool>                           incl. pending
+//! LogStore::get(tenant, id) -> Result<Option<StoredLog>>
+//! LogStore::count(tenant, TimeRange) -> Result<u64>
+//! LogStore::search_recent(tenant, limit) -> Result<Vec<StoredLog>>          newest first
+//! LogStore::with_searchers(tenant, days, FnOnce(&LogSchema, &[(Day, Searcher)]) -> Result<R>)
+//! LogStore::partitions(Option<tenant>) -> Result<Vec<PartitionInfo>>
+//! LogStore::drop_partition(tenant, day) / drop_partitions_before(tenant, day) / drop_tenant
+//! LogStore::enforce_retention(now_ms, Fn(&str) -> Option<u32>) -> Result<Vec<DroppedPartition>>
+//! LogStore::stats() -> StoreStats
+//! ```
+//!
+//! # On disk
+//!
+//! ```text
+//! <root>/logstore.lock                   one store per root (flock)
+//! <root>/wal/wal-<first position>.log    write-ahead log segments (wal.rs)
+//! <root>/indexes/<tenant>/<YYYY-MM-DD>/  one tantivy index per tenant-day (schema.rs)
+//! <root>/tombstones                      dropped partitions the log may still mention
+//! <root>/trash/                          partitions being deleted (emptied at open)
+//! ```
+//!
+//! Dropping a day or a tenant is deleting a directory.
+//!
+//! # Guarantees
+//!
+//! - `append` returns once its batch is fsync'd in the write-ahead log; concurrent appends
+//!   share one fsync (group commit, `ingest.rs`).
+//! - After a crash, `open` replays the log: every acknowledged document becomes searchable,
+//!   exactly once (each partition's commit records the first log record it lacks, `indexer.rs`).
+//! - Bounded: the log (`wal_bytes_max`), the append queue (`append_queue_max`), the indexer
+//!   queue, open writers and their memory, open readers. A full log or queue answers
+//!   [`LogStoreError::Backpressure`] at once.
+//! - tantivy work runs on the store's indexer thread or on blocking threads, never on the
+//!   async runtime.
+//!
+//! # Modules
+//!
+//! `config` (bounds), `document` (input types, validation), `day` (UTC days), `codec` (batch
+//! encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
+//! (the seam for a second destination), `indexer` (writers, commits, exactly-once replay),
+//! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
+//! yet searchable), `retention` (cutoffs, tombstones), `read` (get, count, recent), `schema`
+//! (tantivy schema and query terms), `store` (the handle).
+
+mod codec;
+mod config;
+mod day;
+mod document;
+mod error;
+mod indexer;
+mod ingest;
+mod partition;
+mod pending;
+mod read;
+mod retention;
+mod schema;
+pub mod sink;
+mod store;
+mod wal;
+mod writers;
+
+pub use config::{
+    INDEXING_THREADS_PER_WRITER_MAX, LogStoreConfig, THREAD_MEMORY_BYTES_MAX,
+    THREAD_MEMORY_BYTES_MIN,
+};
+pub use day::{DAY_MS, Day, TIMESTAMP_MS_END, TIMESTAMP_MS_MIN};
+pub use document::{
+    FIELD_KEY_BYTES_MAX, FieldValue, ID_BYTES_MAX, LogDocument, StoredLog, TENANT_BYTES_MAX,
+    TimeRange, WriteMode, validate_tenant,
+};
+pub use error::LogStoreError;
+pub use indexer::PARTITIONS_PER_BATCH_MAX;
+pub use ingest::{AppendReceipt, GROUP_BYTES_MAX, MAINTENANCE_INTERVAL};
+pub use partition::{DroppedPartition, PartitionInfo, PartitionKey};
+pub use read::SEARCH_RECENT_LIMIT_MAX;
+pub use retention::first_day_kept;
+pub use schema::{
+    DOCSTORE_BLOCK_BYTES, DOCSTORE_ZSTD_LEVEL, FIELD_ID, FIELD_KEYS, FIELD_NUMBERS, FIELD_SOURCE,
+    FIELD_TEXT, FIELD_TIMESTAMP, KEYWORD_INDEXED_BYTES_MAX, LogSchema,
+};
+pub use sink::{DurableBatch, LogSink};
+pub use store::{LogStore, StoreStats};
+pub use wal::{RECORD_BYTES_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, WalPosition};
+pub use writers::WRITER_MERGE_THREADS;
+
+/// tantivy, re-exported so that callers of [`LogStore::with_searchers`] build queries with the
+/// same version.
+pub use tantivy;

@@ -1,0 +1,313 @@
+//! `/api/v1/fleet/hosts` and `/api/v1/fleet/instances`: hosts, their heartbeats and drains,
+//! what each must run, and the instance reports of agents (healthy, stopped).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use caravan_api::fleet::{HostPatch, HostSummary, HostView};
+use caravan_fleet::{
+    DesiredInstance, DrainStatus, Fleet, FleetError, Host, HostName, HostSpec, HostUpdate, Instance,
+};
+use caravan_tenancy::Scope;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::inventory::{admin_change, parse_instance_id};
+use super::{all_or_nothing, merge, now_ms, require_owner, require_read};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+
+/// The hosts and instances router.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_hosts, register_host))
+        .routes(routes!(get_host, update_host, delete_host))
+        .routes(routes!(heartbeat))
+        .routes(routes!(desired_instances))
+        .routes(routes!(drain_status, drain_host))
+        .routes(routes!(get_instance))
+        .routes(routes!(instance_healthy))
+        .routes(routes!(instance_stopped))
+}
+
+fn host_not_found(name: &HostName) -> FleetError {
+    FleetError::NotFound {
+        kind: HostName::KIND,
+        name: name.to_string(),
+    }
+}
+
+fn host_view(fleet: &Fleet, name: &HostName) -> Result<HostView, ApiError> {
+    let host = fleet.host(name).ok_or_else(|| host_not_found(name))?;
+    Ok(HostView {
+        host: host.clone(),
+        allocated: fleet.host_allocated(name).unwrap_or_default(),
+        instances: fleet.host_instances(name).into_iter().cloned().collect(),
+    })
+}
+
+/// Lists hosts with what is allocated on them (`fleet:read`).
+#[utoipa::path(get, path = "/fleet/hosts", tag = "fleet",
+    responses((status = 200, body = Vec<HostSummary>), (status = 403, body = ErrorBody)))]
+async fn list_hosts(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<Vec<HostSummary>>, ApiError> {
+    require_read(&principal)?;
+    let fleet = state.fleet().read().await?;
+    Ok(Json(
+        fleet
+            .hosts()
+            .map(|host| HostSummary {
+                host: host.clone(),
+                allocated: fleet.host_allocated(&host.name).unwrap_or_default(),
+                instances: fleet.host_instances(&host.name).len(),
+            })
+            .collect(),
+    ))
+}
+
+/// Registers a host (admin); registration counts as its first heartbeat. Pending instances may
+/// be placed on it at once.
+#[utoipa::path(post, path = "/fleet/hosts", tag = "fleet",
+    request_body(content = Object, description = "`{\"name\": \"dc1-h1\", \"data_center\": \"dc1\", \"capacity\": {\"cpu_millis\": 16000, \"memory_bytes\": 68719476736, \"disk_bytes\": 1099511627776}, \"labels\": {}, \"state\": \"up\"}` (labels and state optional; state up or maintenance)"),
+    responses((status = 201, body = HostView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, description = "Unknown data center", body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn register_host(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiJson(spec): ApiJson<HostSpec>,
+) -> Result<(StatusCode, Json<HostView>), ApiError> {
+    let name = spec.name.clone();
+    let view = admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.register_host(spec, now_ms()),
+        |fleet| host_view(fleet, &name),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Shows a host and its instances (`fleet:read`).
+#[utoipa::path(get, path = "/fleet/hosts/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, body = HostView), (status = 404, body = ErrorBody)))]
+async fn get_host(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<Json<HostView>, ApiError> {
+    require_read(&principal)?;
+    let fleet = state.fleet().read().await?;
+    Ok(Json(host_view(&fleet, &name)?))
+}
+
+/// Changes a host's capacity, labels or state (admin), all or nothing. `draining` starts a
+/// drain, `down` reschedules its instances, `up` cancels a drain, `maintenance` needs an empty
+/// host.
+#[utoipa::path(patch, path = "/fleet/hosts/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")), request_body = HostPatch,
+    responses((status = 200, body = HostView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_host(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+    ApiJson(patch): ApiJson<HostPatch>,
+) -> Result<Json<HostView>, ApiError> {
+    let view = admin_change(
+        &state,
+        &principal,
+        |fleet| {
+            let HostPatch {
+                capacity,
+                labels,
+                state,
+            } = patch;
+            let update = HostUpdate { capacity, labels };
+            match (update != HostUpdate::default(), state) {
+                (true, None) => fleet.update_host(&name, update),
+                (false, Some(state)) => fleet.set_host_state(&name, state),
+                (true, Some(state)) => all_or_nothing(fleet, |fleet, outcome| {
+                    merge(outcome, fleet.update_host(&name, update)?);
+                    merge(outcome, fleet.set_host_state(&name, state)?);
+                    Ok(())
+                }),
+                (false, None) => match fleet.host(&name) {
+                    Some(_) => Ok(caravan_fleet::Outcome::default()),
+                    None => Err(host_not_found(&name)),
+                },
+            }
+        },
+        |fleet| host_view(fleet, &name),
+    )
+    .await?;
+    Ok(Json(view))
+}
+
+/// Deletes a host that runs nothing (admin).
+#[utoipa::path(delete, path = "/fleet/hosts/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 409, description = "Instances are on it; the error lists them", body = ErrorBody)))]
+async fn delete_host(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<StatusCode, ApiError> {
+    admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.delete_host(&name),
+        |_| Ok(()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A heartbeat from a host's agent (admin token until agents have their own). A `down` host
+/// comes back `up`, empty: what it still runs is no longer in its desired instances.
+#[utoipa::path(post, path = "/fleet/hosts/{name}/heartbeat", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "The host after the heartbeat", body = Object),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<Json<Host>, ApiError> {
+    let host = admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.heartbeat(&name, now_ms()),
+        |fleet| {
+            fleet
+                .host(&name)
+                .cloned()
+                .ok_or_else(|| host_not_found(&name).into())
+        },
+    )
+    .await?;
+    Ok(Json(host))
+}
+
+/// What a host must run (`run`) or stop (`stop`), with everything its agent needs (admin).
+#[utoipa::path(get, path = "/fleet/hosts/{name}/desired", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "Desired instances", body = Vec<Object>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn desired_instances(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<Json<Vec<DesiredInstance>>, ApiError> {
+    super::require_admin(&principal)?;
+    let fleet = state.fleet().read().await?;
+    Ok(Json(fleet.desired_instances(&name)?))
+}
+
+/// Starts draining a host (admin): it receives nothing new and its instances move away one at
+/// a time, each replacement healthy before the old instance stops. Answers the drain status.
+#[utoipa::path(post, path = "/fleet/hosts/{name}/drain", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "The drain status", body = Object),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The host is down or in maintenance", body = ErrorBody)))]
+async fn drain_host(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<Json<DrainStatus>, ApiError> {
+    let status = admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.drain_host(&name),
+        |fleet| Ok(fleet.drain_status(&name)?),
+    )
+    .await?;
+    Ok(Json(status))
+}
+
+/// Where the drain of a host is, and what must happen next (`fleet:read`).
+#[utoipa::path(get, path = "/fleet/hosts/{name}/drain", tag = "fleet",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "The drain status", body = Object),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn drain_status(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<HostName>,
+) -> Result<Json<DrainStatus>, ApiError> {
+    require_read(&principal)?;
+    let fleet = state.fleet().read().await?;
+    Ok(Json(fleet.drain_status(&name)?))
+}
+
+/// Shows an instance (admin, or its service's tenant with `fleet:read`).
+#[utoipa::path(get, path = "/fleet/instances/{id}", tag = "fleet",
+    params(("id" = String, Path, description = "Instance id: i-42 or 42")),
+    responses((status = 200, description = "The instance", body = Object), (status = 404, body = ErrorBody)))]
+async fn get_instance(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Instance>, ApiError> {
+    let id = parse_instance_id(&id)?;
+    let missing = || ApiError::not_found(format!("instance {id} does not exist"));
+    let fleet = state.fleet().read().await?;
+    let instance = fleet.instance(id).ok_or_else(missing)?;
+    let owner = fleet
+        .service(&instance.service)
+        .map(|service| service.tenant.clone())
+        .ok_or_else(missing)?;
+    require_owner(&principal, &owner, Scope::FleetRead, missing)?;
+    Ok(Json(instance.clone()))
+}
+
+/// An agent reports an instance healthy (admin): `placed` becomes `running`; if it replaces
+/// another (a drain or migration), that one is told to stop.
+#[utoipa::path(post, path = "/fleet/instances/{id}/healthy", tag = "fleet",
+    params(("id" = String, Path, description = "Instance id: i-42 or 42")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The instance is pending", body = ErrorBody)))]
+async fn instance_healthy(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_instance_id(&id)?;
+    admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.instance_healthy(id),
+        |_| Ok(()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An agent reports a `stopping` instance stopped (admin): it is removed, its address
+/// released, and the next move of a drain starts.
+#[utoipa::path(post, path = "/fleet/instances/{id}/stopped", tag = "fleet",
+    params(("id" = String, Path, description = "Instance id: i-42 or 42")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The instance was not told to stop", body = ErrorBody)))]
+async fn instance_stopped(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_instance_id(&id)?;
+    admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.instance_stopped(id),
+        |_| Ok(()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
