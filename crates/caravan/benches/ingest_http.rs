@@ -89,7 +89,7 @@ fn document(n: u64, rng: &mut Lcg) -> String {
         1 => doc["user_id"] = json!(user),
         _ => doc["user-id"] = json!(user.to_string()),
     }
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         doc["http"]["status"] = json!(status.to_string());
     }
     doc.to_string()

@@ -228,7 +228,7 @@ impl Indexer {
             if document.mode == WriteMode::Upsert {
                 self.delete_everywhere(&document.tenant, &document.id, position)?;
             }
-            if position < self.floor(&key) && false {
+            if position < self.floor(&key) {
                 skipped += 1;
                 continue;
             }

@@ -48,6 +48,16 @@
 //! - tantivy work runs on the store's indexer thread or on blocking threads, never on the
 //!   async runtime.
 //!
+//! # Not guaranteed
+//!
+//! - `id_exists` followed by `append` is not atomic: two concurrent `create`s of the same new
+//!   `_id` can both pass the check. Callers that need Elasticsearch's `create` exactly must
+//!   serialise creates of a tenant (they are rare: generated ids need no check).
+//! - Reads (`get`, `count`, `search_recent`, `with_searchers`) see committed data: up to
+//!   `commit_interval` behind, or call `refresh` first.
+//! - Durability against power loss relies on the disk honouring `fdatasync`; the crash test
+//!   kills the process (SIGKILL), which proves replay, not the hardware.
+//!
 //! # Modules
 //!
 //! `config` (bounds), `document` (input types, validation), `day` (UTC days), `codec` (batch
@@ -56,6 +66,8 @@
 //! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
 //! yet searchable), `retention` (cutoffs, tombstones), `read` (get, count, recent), `schema`
 //! (tantivy schema and query terms), `store` (the handle).
+
+#![warn(missing_docs)]
 
 mod codec;
 mod config;

@@ -311,7 +311,7 @@ fn is_base64(text: &str) -> bool {
         |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_');
     data.bytes().all(alphabet)
         && data.len() % 4 != 1
-        && (padding == 0 || (padding <= 2 && text.len() % 4 == 0))
+        && (padding == 0 || (padding <= 2 && text.len().is_multiple_of(4)))
 }
 
 #[cfg(test)]

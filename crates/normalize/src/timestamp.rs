@@ -89,9 +89,9 @@ impl Instant {
         out.push(':');
         push_digits(&mut out, (second_of_day % 60) as u64, 2);
         out.push('.');
-        if self.nanos % 1_000_000 == 0 {
+        if self.nanos.is_multiple_of(1_000_000) {
             push_digits(&mut out, u64::from(self.nanos / 1_000_000), 3);
-        } else if self.nanos % 1000 == 0 {
+        } else if self.nanos.is_multiple_of(1000) {
             push_digits(&mut out, u64::from(self.nanos / 1000), 6);
         } else {
             push_digits(&mut out, u64::from(self.nanos), 9);
@@ -244,7 +244,7 @@ impl Cursor<'_> {
 }
 
 fn is_leap_year(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {

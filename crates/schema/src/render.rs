@@ -242,10 +242,10 @@ fn check_options(options: &RenderOptions) -> Result<(), Error> {
             ));
         }
     }
-    if let Some(policy) = &options.lifecycle_policy {
-        if policy.trim().is_empty() {
-            return invalid("the lifecycle policy name is empty".to_owned());
-        }
+    if let Some(policy) = &options.lifecycle_policy
+        && policy.trim().is_empty()
+    {
+        return invalid("the lifecycle policy name is empty".to_owned());
     }
     if options.retention_days == Some(0) {
         return invalid("retention_days must be at least 1".to_owned());

@@ -498,7 +498,7 @@ fn scaled(number: &str, factor: u64) -> Option<u64> {
     };
     let denominator = 10u128.pow(digits);
     let numerator = whole * denominator * u128::from(factor) + fraction_value * u128::from(factor);
-    if numerator % denominator != 0 {
+    if !numerator.is_multiple_of(denominator) {
         return None;
     }
     u64::try_from(numerator / denominator).ok()

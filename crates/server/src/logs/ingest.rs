@@ -322,6 +322,9 @@ pub(crate) async fn ingest(
                 if let Some(error) = &append_error {
                     let (status, kind) = match error {
                         LogStoreError::Backpressure(_) => (429, "es_rejected_execution_exception"),
+                        LogStoreError::TooManyPartitions { .. } => {
+                            (400, "illegal_argument_exception")
+                        }
                         _ => (500, "store_exception"),
                     };
                     result.status = status;
