@@ -515,3 +515,29 @@ fn acknowledged_documents_survive_a_restart_and_purge_drops_days() {
     );
     assert_eq!(status, 403);
 }
+
+#[test]
+fn unknown_index_creates_a_tenant_only_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("caravan.toml");
+    std::fs::write(&config, "[logs]\nauto_create_tenants = true\n").unwrap();
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let admin = server.admin_token();
+    let body = ndjson(&[
+        json!({"index": {"_index": "billing-2026.11.23"}}),
+        json!({"message": "hello"}),
+    ]);
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/_bulk", server.url))
+        .bearer_auth(&admin)
+        .body(body)
+        .send()
+        .unwrap();
+    let answer: Value = response.json().unwrap();
+    assert_eq!(statuses(&answer), [201], "{answer}");
+    let (status, tenant) = server.call("GET", "/api/v1/tenants/billing", Some(&admin), None);
+    assert_eq!(status, 200, "{tenant}");
+}

@@ -226,6 +226,7 @@ pub(crate) async fn ingest(
             tenants: store.tenants()?,
             router,
             routing_field: config.routing_field.clone(),
+            auto_create_tenants: config.auto_create_tenants,
             limits,
             now: OffsetDateTime::now_utc(),
         };
@@ -382,8 +383,36 @@ struct Context<'a> {
     tenants: Vec<Tenant>,
     router: IndexRouter,
     routing_field: Option<String>,
+    auto_create_tenants: bool,
     limits: Limits,
     now: OffsetDateTime,
+}
+
+/// With `logs.auto_create_tenants`, an admin writing to an index no tenant matches creates the
+/// tenant named by the index's prefix (up to the first `-`), with default settings.
+fn auto_create(context: &Context<'_>, index: &str) -> Option<TenantName> {
+    if !context.auto_create_tenants || !context.principal.is_admin() {
+        return None;
+    }
+    let name = TenantName::new(index.split('-').next()?).ok()?;
+    let request = caravan_tenancy::TenantCreate {
+        name: name.clone(),
+        display_name: None,
+        retention_days: None,
+        daily_quota_bytes: None,
+    };
+    let tenant = Tenant::create(request, context.now).ok()?;
+    match context.store.create_tenant(&tenant) {
+        Ok(()) => {
+            tracing::info!(tenant = %name, index, "created a tenant for an unknown index (logs.auto_create_tenants)");
+            Some(name)
+        }
+        Err(caravan_store::StoreError::AlreadyExists { .. }) => Some(name),
+        Err(error) => {
+            tracing::warn!(?error, index, "cannot auto-create a tenant");
+            None
+        }
+    }
 }
 
 fn prepare(context: &Context<'_>, body: &[u8], default_index: Option<&str>) -> Prepared {
@@ -486,7 +515,8 @@ fn prepare_item(
         );
     };
     let bytes = source.len() as u64;
-    let routed = route(context, index, source, tenant_names);
+    let routed =
+        route(context, index, source, tenant_names).or_else(|| auto_create(context, index));
     let Some(tenant) = routed else {
         return fail(
             404,
