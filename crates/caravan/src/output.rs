@@ -248,8 +248,8 @@ impl Printer {
                 day.day.clone(),
                 day.documents_received.to_string(),
                 day.documents_accepted.to_string(),
-                quota(Some(day.bytes_accepted)),
-                quota(Some(day.bytes_stored)),
+                size(day.bytes_accepted),
+                size(day.bytes_stored),
                 day.documents_coerced.to_string(),
                 day.documents_with_ignored.to_string(),
                 if rejected.is_empty() {
@@ -292,7 +292,7 @@ impl Printer {
                 partition.tenant.clone(),
                 partition.day.clone(),
                 partition.documents.to_string(),
-                quota(Some(partition.disk_bytes)),
+                size(partition.disk_bytes),
             ]);
         }
         println!("{table}");
@@ -328,11 +328,14 @@ fn timestamp(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.to_string())
 }
 
+/// A daily quota: unlimited, or a size.
 fn quota(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "unlimited".to_owned(), size)
+}
+
+/// A byte count for people: `10.0 GiB (10737418240 B)`.
+fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let Some(bytes) = bytes else {
-        return "unlimited".to_owned();
-    };
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit < UNITS.len() - 1 {

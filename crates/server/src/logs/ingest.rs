@@ -247,7 +247,7 @@ pub(crate) async fn ingest(
                     action,
                     index: Some(index),
                     id,
-                    source: Some(trim_ascii(&source)),
+                    source: Some(source.trim_ascii()),
                     // Errors name "line 1", the source's first line.
                     line: 0,
                 };
@@ -417,10 +417,6 @@ fn auto_create(context: &Context<'_>, index: &str) -> Option<TenantName> {
 
 fn prepare(context: &Context<'_>, body: &[u8], default_index: Option<&str>) -> Prepared {
     prepare_items(context, bulk::parse(body, default_index))
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 fn prepare_items<'b>(
