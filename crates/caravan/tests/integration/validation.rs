@@ -114,7 +114,12 @@ fn bad_bodies_are_named_and_change_nothing() {
 fn oversized_and_malformed_bodies() {
     let server = TestServer::start();
     let admin = server.admin_token();
-    let client = reqwest::blocking::Client::new();
+    // No connection reuse: the server closes the connection of a refused oversized upload, and a
+    // pooled client could pick that dead connection for the next request.
+    let client = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let url = format!("{}/api/v1/tenants", server.url);
 
     let huge = format!(
