@@ -6,7 +6,10 @@ pub mod fleet;
 mod logs;
 mod schema;
 
-pub use logs::{DayUsage, LogPurge, PurgedPartition};
+pub use logs::{
+    DayUsage, LogAggregation, LogAggregationResult, LogHit, LogOrder, LogPurge, LogSearch,
+    LogSearchResult, PurgedPartition, TimeBucket, ValueBucket,
+};
 pub use schema::{
     SchemaFileBody, SchemaPush, SchemaPushed, SchemaVersionSummary, SchemaVersionView,
 };

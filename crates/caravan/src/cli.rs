@@ -203,6 +203,43 @@ pub enum LogsCommand {
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
+    /// Search logs: `caravan logs search 'level:ERROR AND http.status:>=500' --since 1h`.
+    Search {
+        /// The query (Lucene / Kibana syntax); empty for every log.
+        #[arg(default_value = "")]
+        query: String,
+        #[command(flatten)]
+        tenants: TenantsArg,
+        /// Only logs of the last DURATION (`15m`, `1h`, `7d`); default 15m unless --from.
+        #[arg(long, conflicts_with = "from")]
+        since: Option<String>,
+        /// Start of the range: a date or date math (`now-2h`, `2026-11-23T10:00:00Z`).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (exclusive), same forms.
+        #[arg(long)]
+        to: Option<String>,
+        /// How many logs (at most 10000).
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Oldest first.
+        #[arg(long)]
+        asc: bool,
+        /// Continue after this cursor (a previous `-o json` answer's `next`).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Print new logs matching a query as they arrive, until interrupted.
+    Tail {
+        /// The query (Lucene / Kibana syntax); empty for every log.
+        #[arg(default_value = "")]
+        query: String,
+        #[command(flatten)]
+        tenants: TenantsArg,
+        /// Also print the logs of the last DURATION first (`5m`).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Drop a day, or every day before a date, of a tenant's logs (admin).
     Purge {
         /// The tenant.
@@ -215,6 +252,14 @@ pub enum LogsCommand {
         #[arg(long)]
         before: Option<String>,
     },
+}
+
+/// Which tenants a search reaches.
+#[derive(Debug, clap::Args)]
+pub struct TenantsArg {
+    /// The tenant (repeatable; globs such as `pay*` or `*`). A tenant token may omit it.
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -299,6 +299,48 @@ impl Printer {
         Ok(())
     }
 
+    /// A search: the result as JSON, or one line per log (see [`Printer::log_lines`]) and a
+    /// summary with the aggregations.
+    pub fn log_search(&self, result: &caravan_api::LogSearchResult) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(result);
+        }
+        self.log_lines(&result.hits)?;
+        eprintln!(
+            "{} of {} logs in {} ms{}",
+            result.hits.len(),
+            result.total,
+            result.took_ms,
+            result
+                .next
+                .as_deref()
+                .map(|next| format!("; more with --after {next}"))
+                .unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    /// Logs, one per line: `@timestamp tenant {source without @timestamp}` (JSON lines with
+    /// `-o json`, for piping into jq).
+    pub fn log_lines(&self, hits: &[caravan_api::LogHit]) -> anyhow::Result<()> {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for hit in hits {
+            if self.format == Output::Json {
+                writeln!(out, "{}", serde_json::to_string(hit)?)?;
+                continue;
+            }
+            let mut source = hit.source.clone();
+            if let Some(map) = source.as_object_mut() {
+                map.remove("@timestamp");
+            }
+            writeln!(out, "{} {} {}", hit.timestamp, hit.tenant, source)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
     /// JSON documents (dictionaries, templates) print as JSON whatever the format.
     pub fn raw_json(&self, value: &serde_json::Value) -> anyhow::Result<()> {
         self.json(value)

@@ -9,8 +9,8 @@ mod fleet;
 use std::time::Duration;
 
 use caravan_api::{
-    DayUsage, LogPurge, PurgedPartition, SchemaPush, SchemaPushed, SchemaVersionSummary,
-    SchemaVersionView,
+    DayUsage, LogPurge, LogSearch, LogSearchResult, PurgedPartition, SchemaPush, SchemaPushed,
+    SchemaVersionSummary, SchemaVersionView,
 };
 use caravan_tenancy::{
     Tenant, TenantCreate, TenantName, TenantUpdate, TokenCreate, TokenCreated, TokenInfo, WhoAmI,
@@ -251,6 +251,12 @@ impl Client {
         days: u32,
     ) -> Result<Vec<DayUsage>, ClientError> {
         self.get(&format!("/api/v1/tenants/{tenant}/logs/usage?days={days}"))
+            .await
+    }
+
+    /// Searches logs (`POST /api/v1/logs/search`).
+    pub async fn search_logs(&self, request: &LogSearch) -> Result<LogSearchResult, ClientError> {
+        self.send_json(Method::POST, "/api/v1/logs/search", request)
             .await
     }
 

@@ -28,22 +28,10 @@ pub enum WriteMode {
     Upsert,
 }
 
-/// A typed value of a dictionary key, already normalised by the caller.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FieldValue {
-    /// An exact value: term queries, range queries on strings, aggregations.
-    Keyword(String),
-    /// Full text: tokenised (lowercased words) for match and phrase queries.
-    Text(String),
-    /// A signed integer.
-    Long(i64),
-    /// A floating-point number (non-finite values are stored in `_source` but not indexed).
-    Double(f64),
-    /// A boolean.
-    Boolean(bool),
-    /// A date, in milliseconds since the Unix epoch (UTC).
-    Date(i64),
-}
+/// A typed value of a dictionary key, already normalised by the caller: the normaliser's
+/// [`caravan_normalize::TypedValue`] (keyword, text, long, double, boolean, date in epoch
+/// milliseconds). Non-finite doubles are stored in `_source` but not indexed.
+pub use caravan_normalize::TypedValue as FieldValue;
 
 /// One log document handed to [`crate::LogStore::append`].
 #[derive(Clone, Debug, PartialEq)]

@@ -107,6 +107,10 @@ pub enum LogStoreError {
     #[error("log store is unavailable: {0}")]
     Unavailable(String),
 
+    /// A search the store cannot run (too many hits asked, an aggregation over its limits).
+    #[error("invalid search: {0}")]
+    InvalidSearch(String),
+
     /// The store was shut down.
     #[error("log store is shut down")]
     Closed,

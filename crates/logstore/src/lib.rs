@@ -17,6 +17,7 @@
 //! LogStore::get(tenant, id) -> Result<Option<StoredLog>>
 //! LogStore::count(tenant, TimeRange) -> Result<u64>
 //! LogStore::search_recent(tenant, limit) -> Result<Vec<StoredLog>>          newest first
+//! LogStore::search(SearchRequest) -> Result<SearchResult>                  filters, sort, aggs
 //! LogStore::with_searchers(tenant, days, FnOnce(&LogSchema, &[(Day, Searcher)]) -> Result<R>)
 //! LogStore::partitions(Option<tenant>) -> Result<Vec<PartitionInfo>>
 //! LogStore::drop_partition(tenant, day) / drop_partitions_before(tenant, day) / drop_tenant
@@ -74,6 +75,7 @@ mod config;
 mod day;
 mod document;
 mod error;
+mod filter;
 mod indexer;
 mod ingest;
 mod partition;
@@ -81,6 +83,7 @@ mod pending;
 mod read;
 mod retention;
 mod schema;
+mod search;
 pub mod sink;
 mod store;
 mod wal;
@@ -103,7 +106,11 @@ pub use read::SEARCH_RECENT_LIMIT_MAX;
 pub use retention::first_day_kept;
 pub use schema::{
     DOCSTORE_BLOCK_BYTES, DOCSTORE_ZSTD_LEVEL, FIELD_ID, FIELD_KEYS, FIELD_NUMBERS, FIELD_SOURCE,
-    FIELD_TEXT, FIELD_TIMESTAMP, KEYWORD_INDEXED_BYTES_MAX, LogSchema,
+    FIELD_TEXT, FIELD_TIEBREAK, FIELD_TIMESTAMP, KEYWORD_INDEXED_BYTES_MAX, LogSchema,
+};
+pub use search::{
+    AGGREGATION_BUCKETS_MAX, Aggregation, AggregationResult, HistogramBucket, Hit, SEARCH_HITS_MAX,
+    SearchRequest, SearchResult, SortKey, SortOrder, TermsBucket,
 };
 pub use sink::{DurableBatch, LogSink};
 pub use store::{LogStore, StoreStats};

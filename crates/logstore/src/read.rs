@@ -135,7 +135,7 @@ pub(crate) fn search_recent(
     Ok(found)
 }
 
-fn stored(
+pub(crate) fn stored(
     partitions: &Partitions,
     searcher: &Searcher,
     address: DocAddress,

@@ -5,6 +5,7 @@
 //! | `_id`        | text, raw tokenizer          | indexed (doc ids only), stored             |
 //! | `@timestamp` | date, millisecond precision  | indexed, fast, stored                      |
 //! | `_source`    | bytes                        | stored (docstore: zstd, 64 KiB blocks)     |
+//! | `_tie`       | u64, a hash of `_id`         | fast: orders documents of equal time       |
 //! | `k`          | JSON, raw tokenizer          | keywords, booleans: indexed, fast          |
 //! | `n`          | JSON                         | longs, doubles, dates: fast only           |
 //! | `t`          | JSON, `default` tokenizer    | text: indexed with positions               |
@@ -35,8 +36,8 @@
 use std::ops::Bound;
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf, Value};
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, STORED, STRING,
-    Schema, TextFieldIndexing,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, JsonObjectOptions, STORED,
+    STRING, Schema, TextFieldIndexing,
 };
 
 use tantivy::query::{Query, RangeQuery, TermQuery};
@@ -51,6 +52,9 @@ pub const FIELD_ID: &str = "_id";
 pub const FIELD_TIMESTAMP: &str = "@timestamp";
 /// Name of the `_source` field.
 pub const FIELD_SOURCE: &str = "_source";
+/// Name of the field that orders documents with the same `@timestamp` (a hash of `_id`), so
+/// that sorting and `search_after` are total and stable across commits and merges.
+pub const FIELD_TIEBREAK: &str = "_tie";
 /// Name of the JSON field holding keyword and boolean values.
 pub const FIELD_KEYS: &str = "k";
 /// Name of the JSON field holding long, double and date values (columns only).
@@ -81,6 +85,8 @@ pub struct LogSchema {
     pub timestamp: Field,
     /// `_source`.
     pub source: Field,
+    /// `_tie`.
+    pub tiebreak: Field,
     /// `k`: keyword and boolean keys.
     pub keys: Field,
     /// `n`: long, double and date keys.
@@ -109,6 +115,7 @@ impl LogSchema {
                 .set_precision(DateTimePrecision::Milliseconds),
         );
         let source = builder.add_bytes_field(FIELD_SOURCE, STORED);
+        let tiebreak = builder.add_u64_field(FIELD_TIEBREAK, FAST);
         let keys = builder.add_json_field(
             FIELD_KEYS,
             JsonObjectOptions::default()
@@ -142,6 +149,7 @@ impl LogSchema {
             id,
             timestamp,
             source,
+            tiebreak,
             keys,
             numbers,
             text,
@@ -168,6 +176,7 @@ impl LogSchema {
             DateTime::from_timestamp_millis(document.timestamp_ms),
         );
         doc.add_bytes(self.source, &document.source);
+        doc.add_u64(self.tiebreak, tiebreak(&document.id));
         let (mut keywords, mut numbers, mut text) = (false, false, false);
         for (_, value) in &document.fields {
             match value {
@@ -267,6 +276,15 @@ impl LogSchema {
         term.append_type_and_str(word);
         term
     }
+}
+
+/// The `_tie` of a document: FNV-1a of its `_id`. Equal times are rare and equal hashes
+/// among them rarer still (2^-64 per pair), so `(@timestamp, _tie)` orders documents totally
+/// in practice; the value is persisted, so the function may change without breaking order.
+pub fn tiebreak(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Which values of the dictionary fields go in a JSON field.

@@ -33,6 +33,7 @@ use crate::pending::PendingIds;
 use crate::read;
 use crate::retention::{Tombstones, first_day_kept};
 use crate::schema::LogSchema;
+use crate::search::{self, SearchRequest, SearchResult};
 use crate::sink::LogSink;
 use crate::wal::{RECORD_BYTES_MAX, Wal};
 
@@ -265,6 +266,17 @@ impl LogStore {
         validate_tenant(tenant)?;
         let tenant = tenant.to_string();
         self.with_partitions(move |partitions| read::search_recent(partitions, &tenant, limit))
+            .await
+    }
+
+    /// Searches the tenants' partitions of the request's days: the hits in `(@timestamp,
+    /// _tie)` order after `search_after`, the exact total, and the aggregations. Sees the
+    /// last commit, like every read.
+    pub async fn search(&self, request: SearchRequest) -> Result<SearchResult, LogStoreError> {
+        for (tenant, _) in &request.tenants {
+            validate_tenant(tenant)?;
+        }
+        self.with_partitions(move |partitions| search::search(partitions, &request))
             .await
     }
 

@@ -206,6 +206,27 @@ pub fn normalize_value(
     ))
 }
 
+/// Coerces a value written in a query (`userId:123`, `http.status:[500 TO 599]`) to the type
+/// of `def` with ingest's rules, so that a query finds what ingest stored: `"123"` is the
+/// long 123, `"error"` the enum value `ERROR`, `"2026-11-23"` a date. `def` must be a value
+/// type; `None` for binary keys, which are never indexed. The error is the reason, as in an
+/// `_ignored` record ("expected long, got a string that is not an integer").
+pub fn coerce_query_value(
+    text: &str,
+    def: &caravan_schema::FieldDef,
+) -> Result<Option<TypedValue>, String> {
+    let raw = raw::Raw::String(std::borrow::Cow::Borrowed(text));
+    coerce::coerce(&raw, def)
+        .map(|coerced| coerced.typed)
+        .map_err(|rejected| rejected.reason)
+}
+
+/// Reads a date as ingest does (RFC 3339 / ISO 8601 with or without time and offset, or
+/// epoch milliseconds) into epoch milliseconds; the error says why it is not one.
+pub fn parse_timestamp(text: &str) -> Result<i64, &'static str> {
+    timestamp::parse(text).map(timestamp::Instant::millis)
+}
+
 /// A normalised document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Normalized {

@@ -24,12 +24,28 @@ pub struct ApiError {
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
+    /// The HTTP status, repeated (as Elasticsearch does).
+    #[serde(default)]
+    pub status: u16,
 }
 
 /// What went wrong: a stable machine-readable type and a human-readable reason.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable error type, such as `not_found` or `invalid_request`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is wrong and where.
+    pub reason: String,
+    /// The same type and reason, as Elasticsearch's clients read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_cause: Vec<ErrorCause>,
+}
+
+/// One cause of an error (Elasticsearch's `root_cause` entries).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorCause {
+    /// Stable error type.
     #[serde(rename = "type")]
     pub kind: String,
     /// What is wrong and where.
@@ -87,8 +103,13 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 kind: self.kind.to_owned(),
+                root_cause: vec![ErrorCause {
+                    kind: self.kind.to_owned(),
+                    reason: self.reason.clone(),
+                }],
                 reason: self.reason,
             },
+            status: self.status.as_u16(),
         };
         (self.status, Json(body)).into_response()
     }

@@ -9,4 +9,5 @@ mod lifecycle;
 mod logs;
 mod logs_clients;
 mod schema;
+mod search;
 mod validation;

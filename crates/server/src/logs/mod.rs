@@ -3,10 +3,12 @@
 
 mod bulk;
 mod es_compat;
+mod es_search;
 mod filter_path;
 mod ingest;
 mod native;
 mod routing;
+mod search;
 mod usage;
 
 use axum::Json;
@@ -44,7 +46,22 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             get(get_doc).post(doc_with_id).put(doc_with_id),
         )
         .route("/{index}/_create/{id}", post(doc_create).put(doc_create))
-        .route("/{index}/_count", get(count).post(count))
+        .route(
+            "/_search",
+            get(es_search::search_all).post(es_search::search_all),
+        )
+        .route(
+            "/{index}/_search",
+            get(es_search::search_index).post(es_search::search_index),
+        )
+        .route(
+            "/_count",
+            get(es_search::count_all).post(es_search::count_all),
+        )
+        .route(
+            "/{index}/_count",
+            get(es_search::count_index).post(es_search::count_index),
+        )
         .layer(DefaultBodyLimit::max(
             state.config().logs.bulk_body_bytes_max,
         ));
@@ -184,37 +201,6 @@ async fn doc_create(
         BulkAction::Create,
     )
     .await
-}
-
-/// `GET|POST /{index}/_count`: how many documents the tenant behind `index` holds. Only
-/// `match_all` (or no body) is understood; anything else is a 400 that says so.
-async fn count(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    Path(index): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    if !body.trim_ascii().is_empty() {
-        let query: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
-        if query != json!({}) && query != json!({"query": {"match_all": {}}}) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "parsing_exception",
-                "only match_all queries are supported by _count",
-            ));
-        }
-    }
-    let tenant = readable_tenant(&state, &principal, &index).await?;
-    let count = state
-        .logstore()
-        .count(tenant.as_str(), caravan_logstore::TimeRange::ALL)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "count": count,
-        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
-    })))
 }
 
 /// The tenant behind `index` when `principal` may read its logs; 404 otherwise (an index of

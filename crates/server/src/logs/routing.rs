@@ -38,8 +38,64 @@ impl IndexRouter {
     }
 }
 
+/// Whether the index pattern `pattern` (`*` any run) can name an index of `tenant`: the
+/// tenant itself or an index `<tenant>-…` (the prefix rule), so `payments-*`, `pay*` and `*`
+/// reach `payments`.
+pub(crate) fn pattern_reaches(pattern: &str, tenant: &str) -> bool {
+    glob_matches(pattern.as_bytes(), tenant.as_bytes())
+        || glob_matches_some_with_prefix(pattern.as_bytes(), format!("{tenant}-").as_bytes())
+}
+
+/// `*`-glob matching (iterative, linear in practice).
+fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Whether some text starting with `prefix` matches `pattern`: the prefix must be consumed
+/// literally until the pattern's first `*` (which absorbs the rest), or entirely.
+fn glob_matches_some_with_prefix(pattern: &[u8], prefix: &[u8]) -> bool {
+    for (i, &c) in prefix.iter().enumerate() {
+        match pattern.get(i) {
+            Some(b'*') => return true,
+            Some(&p) if p == c => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn patterns_reach_tenants_by_name_or_prefix() {
+        use super::pattern_reaches;
+        assert!(pattern_reaches("*", "payments"));
+        assert!(pattern_reaches("payments-*", "payments"));
+        assert!(pattern_reaches("pay*", "payments"));
+        assert!(pattern_reaches("payments-2026.11.*", "payments"));
+        assert!(pattern_reaches("*ments", "payments"));
+        assert!(!pattern_reaches("search-*", "payments"));
+        assert!(!pattern_reaches("payments-*", "pay"));
+        assert!(!pattern_reaches("pay-*", "payments"));
+    }
+
     use super::*;
 
     fn tenants() -> Vec<String> {

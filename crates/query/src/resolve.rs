@@ -1,0 +1,481 @@
+//! From the query as written to a [`Filter`]: names through the tenant's dictionary, values
+//! coerced with ingest's rules, so that `user_id:123` finds what ingest stored under
+//! `userId` as the keyword `"123"`.
+
+use std::ops::Bound;
+
+use caravan_normalize::{TypedValue, coerce_query_value};
+use caravan_schema::{Dictionary, FieldDef, FieldType};
+
+use crate::ast::{BoolQuery, Operator, Query, RangeBound, Span};
+use crate::error::QueryError;
+use crate::filter::{Filter, ID_KEY, TIMESTAMP_KEY};
+use crate::time::parse_time;
+
+/// How many keys an unknown-field error suggests.
+const SUGGESTIONS_MAX: usize = 3;
+
+/// Resolves `query` against `dictionary` (`None`: the tenant has no schema yet, and only
+/// `@timestamp` and `_id` can be searched). `now_ms` anchors date math (`now-15m`).
+pub fn resolve(
+    query: &Query,
+    dictionary: Option<&Dictionary>,
+    now_ms: i64,
+) -> Result<Filter, QueryError> {
+    Resolver { dictionary, now_ms }.query(query)
+}
+
+/// A field named in a query, resolved.
+#[derive(Clone)]
+enum Target<'d> {
+    Timestamp,
+    Id,
+    /// `key` is the dictionary key, or the name itself for a map's free key (`labels.team`).
+    Key {
+        key: String,
+        def: &'d FieldDef,
+    },
+}
+
+struct Resolver<'d> {
+    dictionary: Option<&'d Dictionary>,
+    now_ms: i64,
+}
+
+impl<'d> Resolver<'d> {
+    fn query(&self, query: &Query) -> Result<Filter, QueryError> {
+        match query {
+            Query::MatchAll => Ok(Filter::All),
+            Query::MatchNone => Ok(Filter::None),
+            Query::Match {
+                field,
+                value,
+                operator,
+                span,
+            } => self.each_target(field.as_deref(), value, *span, |target, explicit| {
+                self.matching(target, value, *operator, *span, explicit)
+            }),
+            Query::Phrase { field, text, span } => {
+                self.each_target(field.as_deref(), text, *span, |target, explicit| {
+                    self.phrase(target, text, *span, explicit)
+                })
+            }
+            Query::Term {
+                field,
+                values,
+                span,
+            } => {
+                let target = self.target(field, *span)?;
+                let filters = values
+                    .iter()
+                    .map(|value| self.term(target.clone(), value, *span))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Filter::any(filters))
+            }
+            Query::Wildcard {
+                field,
+                pattern,
+                span,
+            } => self.each_target(field.as_deref(), pattern, *span, |target, explicit| {
+                self.wildcard(target, pattern, *span, explicit)
+            }),
+            Query::Range {
+                field,
+                lower,
+                upper,
+                span,
+            } => {
+                let target = self.target(field, *span)?;
+                self.range(target, lower, upper, *span)
+            }
+            Query::Exists { field, span } => Ok(match self.target(field, *span)? {
+                Target::Timestamp | Target::Id => Filter::All,
+                Target::Key { key, def } => Filter::Exists {
+                    key,
+                    field_type: def.field_type,
+                },
+            }),
+            Query::Bool(bool_query) => self.bool(bool_query),
+        }
+    }
+
+    fn bool(&self, query: &BoolQuery) -> Result<Filter, QueryError> {
+        let resolve_all = |queries: &[Query]| -> Result<Vec<Filter>, QueryError> {
+            queries.iter().map(|query| self.query(query)).collect()
+        };
+        let mut must = resolve_all(&query.must)?;
+        must.extend(resolve_all(&query.filter)?);
+        let should = resolve_all(&query.should)?;
+        let must_not = resolve_all(&query.must_not)?;
+        let minimum_should_match = match query.minimum_should_match {
+            Some(count) => count,
+            None if must.is_empty() && !should.is_empty() => 1,
+            None => 0,
+        };
+        if minimum_should_match as usize > should.len() {
+            return Ok(Filter::None);
+        }
+        if must.contains(&Filter::None) || must_not.contains(&Filter::All) {
+            return Ok(Filter::None);
+        }
+        let must_not: Vec<Filter> = must_not
+            .into_iter()
+            .filter(|f| *f != Filter::None)
+            .collect();
+        if minimum_should_match == 0 && must_not.is_empty() {
+            return Ok(Filter::all(must));
+        }
+        if minimum_should_match == 1 && must.is_empty() && must_not.is_empty() {
+            return Ok(Filter::any(should));
+        }
+        Ok(Filter::Bool {
+            must: must.into_iter().filter(|f| *f != Filter::All).collect(),
+            should: if minimum_should_match == 0 {
+                Vec::new()
+            } else {
+                should
+            },
+            must_not,
+            minimum_should_match,
+        })
+    }
+
+    /// Runs `leaf` on the named field, or on each default field for `None`. A value that
+    /// does not fit an explicitly named field is an error; a default field it does not fit
+    /// is skipped (`timeout` is not a status code).
+    fn each_target(
+        &self,
+        field: Option<&str>,
+        word: &str,
+        span: Span,
+        leaf: impl Fn(Target<'d>, bool) -> Result<Option<Filter>, QueryError>,
+    ) -> Result<Filter, QueryError> {
+        if let Some(field) = field {
+            let target = self.target(field, span)?;
+            return Ok(leaf(target, true)?.unwrap_or(Filter::None));
+        }
+        let defaults: Vec<&FieldDef> = self
+            .dictionary
+            .map(|dictionary| {
+                dictionary
+                    .default_fields()
+                    .filter(|def| def.indexed)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if defaults.is_empty() {
+            return Err(QueryError::NoDefaultFields {
+                word: word.to_owned(),
+                position: position(span),
+            });
+        }
+        let mut filters = Vec::new();
+        for def in defaults {
+            let target = Target::Key {
+                key: def.key.clone(),
+                def,
+            };
+            if let Some(filter) = leaf(target, false)? {
+                filters.push(filter);
+            }
+        }
+        Ok(Filter::any(filters))
+    }
+
+    fn target(&self, field: &str, span: Span) -> Result<Target<'d>, QueryError> {
+        if field == ID_KEY {
+            return Ok(Target::Id);
+        }
+        let def = self
+            .dictionary
+            .and_then(|dictionary| dictionary.resolve(field));
+        let Some(def) = def else {
+            if field == TIMESTAMP_KEY {
+                return Ok(Target::Timestamp);
+            }
+            return Err(QueryError::UnknownField {
+                field: field.to_owned(),
+                position: position(span),
+                suggestions: self.suggestions(field),
+            });
+        };
+        // Only map value definitions have a `*` in their key: a free key is its own name.
+        let key = if def.key.ends_with(".*") {
+            field
+        } else {
+            def.key.as_str()
+        };
+        if def.key == TIMESTAMP_KEY {
+            return Ok(Target::Timestamp);
+        }
+        let not_searchable = |reason: String| QueryError::NotSearchable {
+            field: field.to_owned(),
+            position: position(span),
+            reason,
+        };
+        match def.field_type {
+            FieldType::Object | FieldType::Map | FieldType::Struct => {
+                return Err(not_searchable(format!(
+                    "it holds other keys (a {}); name one of them (`{key}.…`)",
+                    def.field_type
+                )));
+            }
+            FieldType::Binary => {
+                return Err(not_searchable("binary values are never indexed".into()));
+            }
+            _ if !def.indexed => {
+                return Err(not_searchable(
+                    "the schema declares it `index: false`".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Target::Key {
+            key: key.to_owned(),
+            def,
+        })
+    }
+
+    fn suggestions(&self, field: &str) -> Vec<String> {
+        let Some(dictionary) = self.dictionary else {
+            return Vec::new();
+        };
+        let wanted = field.to_ascii_lowercase();
+        let last_segment = |name: &str| name.rsplit('.').next().unwrap_or(name).to_owned();
+        let mut scored: Vec<(usize, &str)> = Vec::new();
+        for def in dictionary.fields() {
+            if !def.field_type.is_value() || !def.indexed {
+                continue;
+            }
+            let names =
+                std::iter::once(def.key.as_str()).chain(def.aliases.iter().map(String::as_str));
+            let best = names
+                .map(|name| {
+                    let name = name.to_ascii_lowercase();
+                    let whole = strsim::levenshtein(&wanted, &name);
+                    let tail = strsim::levenshtein(&wanted, &last_segment(&name)) + 1;
+                    whole.min(tail)
+                })
+                .min()
+                .unwrap_or(usize::MAX);
+            let tolerance = (wanted.chars().count() / 3).max(2);
+            if best <= tolerance {
+                scored.push((best, def.key.as_str()));
+            }
+        }
+        scored.sort();
+        scored
+            .into_iter()
+            .take(SUGGESTIONS_MAX)
+            .map(|(_, key)| key.to_owned())
+            .collect()
+    }
+
+    fn matching(
+        &self,
+        target: Target<'d>,
+        value: &str,
+        operator: Operator,
+        span: Span,
+        explicit: bool,
+    ) -> Result<Option<Filter>, QueryError> {
+        match target {
+            Target::Key { key, def } if def.field_type == FieldType::Text => {
+                Ok(Some(Filter::Match {
+                    key,
+                    text: value.to_owned(),
+                    operator,
+                }))
+            }
+            _ => self.exact(target, value, span, explicit),
+        }
+    }
+
+    fn phrase(
+        &self,
+        target: Target<'d>,
+        text: &str,
+        span: Span,
+        explicit: bool,
+    ) -> Result<Option<Filter>, QueryError> {
+        match target {
+            Target::Key { key, def } if def.field_type == FieldType::Text => {
+                Ok(Some(Filter::Phrase {
+                    key,
+                    text: text.to_owned(),
+                }))
+            }
+            _ => self.exact(target, text, span, explicit),
+        }
+    }
+
+    fn term(&self, target: Target<'d>, value: &str, span: Span) -> Result<Filter, QueryError> {
+        match target {
+            Target::Key { key, def } if def.field_type == FieldType::Text => Ok(Filter::Exact {
+                key,
+                value: TypedValue::Text(value.to_owned()),
+            }),
+            _ => Ok(self
+                .exact(target, value, span, true)?
+                .unwrap_or(Filter::None)),
+        }
+    }
+
+    /// The value exactly, coerced to the key's type. A day alone on a date means the day.
+    fn exact(
+        &self,
+        target: Target<'d>,
+        value: &str,
+        span: Span,
+        explicit: bool,
+    ) -> Result<Option<Filter>, QueryError> {
+        let (key, def) = match target {
+            Target::Id => return Ok(Some(Filter::Id(vec![value.to_owned()]))),
+            Target::Timestamp => (TIMESTAMP_KEY.to_owned(), None),
+            Target::Key { key, def } => (key, Some(def)),
+        };
+        let is_date = def.is_none_or(|def| def.field_type == FieldType::Date);
+        if is_date {
+            let from = match parse_time(value, self.now_ms) {
+                Ok(from) => from,
+                Err(_) if !explicit => return Ok(None),
+                Err(reason) => return Err(invalid(&key, span, reason)),
+            };
+            if is_calendar_day(value) {
+                return Ok(Some(Filter::Range {
+                    key,
+                    lower: Bound::Included(TypedValue::Date(from)),
+                    upper: Bound::Excluded(TypedValue::Date(from + DAY_MS)),
+                }));
+            }
+            return Ok(Some(Filter::Exact {
+                key,
+                value: TypedValue::Date(from),
+            }));
+        }
+        let def = def.unwrap_or_else(|| unreachable!("only @timestamp has no definition"));
+        match coerce_query_value(value, def) {
+            Ok(Some(value)) => Ok(Some(Filter::Exact { key, value })),
+            Ok(None) => Ok(None),
+            Err(_) if !explicit => Ok(None),
+            Err(reason) => Err(invalid(&key, span, format!("`{value}`: {reason}"))),
+        }
+    }
+
+    fn wildcard(
+        &self,
+        target: Target<'d>,
+        pattern: &str,
+        span: Span,
+        explicit: bool,
+    ) -> Result<Option<Filter>, QueryError> {
+        match target {
+            Target::Key { key, def }
+                if matches!(def.field_type, FieldType::Keyword | FieldType::Text) =>
+            {
+                let pattern = if def.field_type == FieldType::Text {
+                    pattern.to_lowercase()
+                } else {
+                    pattern.to_owned()
+                };
+                Ok(Some(Filter::Wildcard {
+                    key,
+                    field_type: def.field_type,
+                    pattern,
+                }))
+            }
+            _ if !explicit => Ok(None),
+            Target::Key { key, def } => Err(invalid(
+                &key,
+                span,
+                format!(
+                    "wildcards work on keyword and text fields, and `{key}` is a {}",
+                    def.field_type
+                ),
+            )),
+            Target::Timestamp | Target::Id => Err(invalid(
+                target_name(&target),
+                span,
+                "wildcards work on keyword and text fields".into(),
+            )),
+        }
+    }
+
+    fn range(
+        &self,
+        target: Target<'d>,
+        lower: &RangeBound,
+        upper: &RangeBound,
+        span: Span,
+    ) -> Result<Filter, QueryError> {
+        let (key, field_type, def) = match target {
+            Target::Id => {
+                return Err(invalid(ID_KEY, span, "ranges do not apply to `_id`".into()));
+            }
+            Target::Timestamp => (TIMESTAMP_KEY.to_owned(), FieldType::Date, None),
+            Target::Key { key, def } => (key, def.field_type, Some(def)),
+        };
+        let key = key.as_str();
+        if matches!(field_type, FieldType::Text | FieldType::Boolean) {
+            return Err(invalid(
+                key,
+                span,
+                format!(
+                    "ranges work on numbers, dates and keywords, and `{key}` is a {field_type}"
+                ),
+            ));
+        }
+        let bound = |bound: &RangeBound| -> Result<Bound<TypedValue>, QueryError> {
+            let typed = |text: &str| -> Result<TypedValue, QueryError> {
+                if field_type == FieldType::Date {
+                    return parse_time(text, self.now_ms)
+                        .map(TypedValue::Date)
+                        .map_err(|reason| invalid(key, span, reason));
+                }
+                let def = def.unwrap_or_else(|| unreachable!("only @timestamp has no definition"));
+                match coerce_query_value(text, def) {
+                    Ok(Some(value)) => Ok(value),
+                    Ok(None) => Err(invalid(key, span, format!("`{text}` cannot be compared"))),
+                    Err(reason) => Err(invalid(key, span, format!("`{text}`: {reason}"))),
+                }
+            };
+            Ok(match bound {
+                RangeBound::Unbounded => Bound::Unbounded,
+                RangeBound::Included(text) => Bound::Included(typed(text)?),
+                RangeBound::Excluded(text) => Bound::Excluded(typed(text)?),
+            })
+        };
+        Ok(Filter::Range {
+            key: key.to_owned(),
+            lower: bound(lower)?,
+            upper: bound(upper)?,
+        })
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn is_calendar_day(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 10 && bytes[4] == b'-' && bytes[7] == b'-'
+}
+
+fn target_name<'t>(target: &'t Target<'_>) -> &'t str {
+    match target {
+        Target::Timestamp => TIMESTAMP_KEY,
+        Target::Id => ID_KEY,
+        Target::Key { key, .. } => key,
+    }
+}
+
+fn invalid(key: &str, span: Span, reason: String) -> QueryError {
+    QueryError::InvalidValue {
+        field: key.to_owned(),
+        position: position(span),
+        reason,
+    }
+}
+
+fn position(span: Span) -> Option<usize> {
+    (span != Span::default()).then_some(span.start)
+}
