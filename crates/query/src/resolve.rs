@@ -479,3 +479,168 @@ fn invalid(key: &str, span: Span, reason: String) -> QueryError {
 fn position(span: Span) -> Option<usize> {
     (span != Span::default()).then_some(span.start)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lucene::parse;
+    use caravan_schema::{CompileOptions, compile_files};
+
+    const NOW: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
+
+    fn dictionary() -> Dictionary {
+        let schema = r#"
+            syntax = "proto3";
+            import "caravan/options.proto";
+            import "google/protobuf/timestamp.proto";
+            message LogSchema {
+              google.protobuf.Timestamp timestamp = 1 [(caravan.field) = { name: "@timestamp" }];
+              string message = 2 [(caravan.field) = { text: true, default_field: true }];
+              string userId = 3 [(caravan.field) = { aliases: ["user_id"], default_field: true }];
+              Http http = 4;
+              Level level = 5;
+              string payload = 6 [(caravan.field) = { index: false }];
+              map<string, string> labels = 7;
+              bool sampled = 8;
+            }
+            message Http { int32 status = 1; double duration = 2; }
+            enum Level { LEVEL_UNSPECIFIED = 0; INFO = 1; ERROR = 2; }
+        "#;
+        compile_files([("log_schema.proto", schema)], &CompileOptions::default())
+            .expect("schema compiles")
+    }
+
+    fn resolved(query: &str) -> Result<Filter, QueryError> {
+        resolve(&parse(query).expect("parses"), Some(&dictionary()), NOW)
+    }
+
+    fn exact(key: &str, value: TypedValue) -> Filter {
+        Filter::Exact {
+            key: key.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn aliases_and_coercion_reach_what_ingest_stored() {
+        let user = exact("userId", TypedValue::Keyword("123".into()));
+        assert_eq!(resolved("user_id:123"), Ok(user.clone()));
+        assert_eq!(resolved("userId:\"123\""), Ok(user));
+        assert_eq!(
+            resolved("http.status:500"),
+            Ok(exact("http.status", TypedValue::Long(500)))
+        );
+        assert_eq!(
+            resolved("sampled:true"),
+            Ok(exact("sampled", TypedValue::Boolean(true)))
+        );
+        assert_eq!(
+            resolved("labels.team:payments"),
+            Ok(exact("labels.team", TypedValue::Keyword("payments".into())))
+        );
+    }
+
+    #[test]
+    fn bare_words_search_the_default_fields_they_fit() {
+        let Ok(Filter::Bool { should, .. }) = resolved("timeout") else {
+            panic!("a bare word over two default fields is a disjunction")
+        };
+        assert!(should.contains(&Filter::Match {
+            key: "message".into(),
+            text: "timeout".into(),
+            operator: Operator::Or,
+        }));
+        assert!(should.contains(&exact("userId", TypedValue::Keyword("timeout".into()))));
+        let empty = resolve(&parse("timeout").expect("parses"), None, NOW);
+        assert!(
+            matches!(empty, Err(QueryError::NoDefaultFields { .. })),
+            "{empty:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unsearchable_fields_are_errors_with_suggestions() {
+        let Err(QueryError::UnknownField {
+            field,
+            position,
+            suggestions,
+        }) = resolved("level:ERROR AND usrId:1")
+        else {
+            panic!("unknown field")
+        };
+        assert_eq!((field.as_str(), position), ("usrId", Some(16)));
+        assert_eq!(suggestions, ["userId"]);
+        let Err(QueryError::UnknownField { suggestions, .. }) = resolved("status:500") else {
+            panic!("unknown field")
+        };
+        assert_eq!(suggestions, ["http.status"], "the last segment counts");
+        let error = resolved("payload:x").expect_err("not indexed");
+        assert!(error.to_string().contains("index: false"), "{error}");
+        let error = resolved("http:x").expect_err("an object");
+        assert!(error.to_string().contains("http.…"), "{error}");
+    }
+
+    #[test]
+    fn values_that_do_not_fit_a_named_field_are_errors() {
+        let error = resolved("http.status:abc").expect_err("not a long");
+        assert!(
+            error.to_string().contains("http.status") && error.to_string().contains("abc"),
+            "{error}"
+        );
+        let error = resolved("http.status:5*").expect_err("no wildcard on longs");
+        assert!(error.to_string().contains("wildcards"), "{error}");
+        let error = resolved("message:[a TO b]").expect_err("no range on text");
+        assert!(error.to_string().contains("ranges"), "{error}");
+        let error = resolved("level:DEBUG").expect_err("not an enum value");
+        assert!(error.to_string().contains("level"), "{error}");
+    }
+
+    #[test]
+    fn ranges_and_times() {
+        assert_eq!(
+            resolved("http.status:[500 TO 599]"),
+            Ok(Filter::Range {
+                key: "http.status".into(),
+                lower: Bound::Included(TypedValue::Long(500)),
+                upper: Bound::Included(TypedValue::Long(599)),
+            })
+        );
+        let recent = resolved("@timestamp:>=now-15m").expect("resolves");
+        assert_eq!(recent.timestamp_bounds(), (NOW - 900_000, i64::MAX));
+        let day = resolved("@timestamp:2026-11-22").expect("resolves");
+        assert_eq!(
+            day.timestamp_bounds(),
+            (NOW - 36_000_000, NOW - 36_000_000 + 86_400_000)
+        );
+        let both = resolved("level:ERROR AND @timestamp:[now-1h TO now]").expect("resolves");
+        assert_eq!(both.timestamp_bounds(), (NOW - 3_600_000, NOW + 1));
+        let either = resolved("level:ERROR OR @timestamp:>now").expect("resolves");
+        assert_eq!(
+            either.timestamp_bounds(),
+            (i64::MIN, i64::MAX),
+            "not required"
+        );
+    }
+
+    #[test]
+    fn boolean_structure_is_kept() {
+        let filter = resolved("level:ERROR AND NOT http.status:200").expect("resolves");
+        assert_eq!(
+            filter,
+            Filter::Bool {
+                must: vec![exact("level", TypedValue::Keyword("ERROR".into()))],
+                should: Vec::new(),
+                must_not: vec![exact("http.status", TypedValue::Long(200))],
+                minimum_should_match: 0,
+            }
+        );
+        assert_eq!(resolved("*"), Ok(Filter::All));
+        assert_eq!(
+            resolved("_exists_:http.status"),
+            Ok(Filter::Exists {
+                key: "http.status".into(),
+                field_type: FieldType::Long,
+            })
+        );
+    }
+}
