@@ -81,6 +81,42 @@ fn main() {
                 ),
             ),
             (
+                "(a') keyword term, a 24 h window across two days (service:ledger, 100 newest)",
+                request(
+                    Filter::Exact {
+                        key: "service".into(),
+                        value: FieldValue::Keyword("ledger".into()),
+                    },
+                    TimeRange {
+                        from_ms: last_24h.from_ms - 43_200_000,
+                        to_ms: last_24h.to_ms - 43_200_000,
+                    },
+                    100,
+                    Vec::new(),
+                ),
+            ),
+            (
+                "(c') date histogram, a 24 h window across two days (48 buckets)",
+                request(
+                    Filter::All,
+                    TimeRange {
+                        from_ms: last_24h.from_ms - 43_200_000,
+                        to_ms: last_24h.to_ms - 43_200_000,
+                    },
+                    0,
+                    vec![(
+                        "histogram".into(),
+                        Aggregation::DateHistogram {
+                            interval_ms: 30 * 60_000,
+                            bounds: Some((
+                                last_24h.from_ms - 43_200_000,
+                                last_24h.to_ms - 43_200_000,
+                            )),
+                        },
+                    )],
+                ),
+            ),
+            (
                 "(b) bare word, every day (timeout, 100 newest)",
                 request(
                     Filter::Match {

@@ -15,16 +15,15 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
-use tantivy::collector::{Collector, Count, SegmentCollector};
-use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
-use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::collector::Count;
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery};
+use tantivy::{DateTime, DocAddress, Searcher, SegmentOrdinal};
 
 use crate::day::Day;
 use crate::document::{StoredLog, TimeRange};
 use crate::error::LogStoreError;
 use crate::filter::QueryBuilder;
-use crate::partition::{PartitionKey, Partitions};
+use crate::partition::Partitions;
 use crate::read::{searchers, stored};
 use crate::schema::{FIELD_KEYS, FIELD_NUMBERS, FIELD_TIEBREAK, FIELD_TIMESTAMP, LogSchema};
 
@@ -174,6 +173,12 @@ pub struct SearchResult {
 }
 
 /// Runs `request` (blocking; the store runs it on a blocking thread).
+///
+/// Per partition: the count (tantivy's fast path: posting-list lengths when it can), the
+/// aggregations when asked (a full pass), and the top hits. Partitions, then segments, are
+/// visited in the requested order, and a segment whose time span cannot beat the worst hit
+/// kept is skipped: logs arrive roughly in time order, so "the 100 newest" reads the newest
+/// segments only, however many days match.
 pub(crate) fn search(
     partitions: &Partitions,
     request: &SearchRequest,
@@ -187,74 +192,54 @@ pub(crate) fn search(
     let schema = partitions.schema();
     let aggregations = tantivy_aggregations(&request.aggregations)?;
     let mut total = 0u64;
-    let mut candidates: Vec<Candidate> = Vec::new();
     let mut merged: Option<IntermediateAggregationResults> = None;
+    let mut top = TopHits::new(wanted, request.order, request.search_after);
+    let mut sources: Vec<(String, Day, Searcher)> = Vec::new();
     let Some(days) = request.range.days() else {
         return empty_result(request, aggregations, merged);
     };
     for (tenant, filter) in &request.tenants {
-        let query = with_time_range(
-            schema,
-            QueryBuilder::new(schema).build(filter)?,
-            request.range,
-        );
-        for (day, searcher) in searchers(partitions, tenant, days.clone())? {
-            let hits = TopByTime {
-                limit: wanted,
-                order: request.order,
-                after: request.search_after,
-            };
+        let query = QueryBuilder::new(schema).build(filter)?;
+        let within_range = with_time_range(schema, query.box_clone(), request.range);
+        let mut searchers = searchers(partitions, tenant, days.clone())?;
+        if request.order == SortOrder::Descending {
+            searchers.reverse();
+        }
+        for (day, searcher) in searchers {
             let failed = |e| LogStoreError::index(format!("{tenant}/{day}"), e);
-            let (count, top) = match &aggregations {
-                Some(aggregations) => {
-                    let collector = DistributedAggregationCollector::from_aggs(
-                        aggregations.clone(),
-                        aggregation_context(),
-                    );
-                    let (count, top, partial) = searcher
-                        .search(&*query, &(Count, hits, collector))
-                        .map_err(failed)?;
-                    match &mut merged {
-                        Some(merged) => merged.merge_fruits(partial).map_err(failed)?,
-                        None => merged = Some(partial),
-                    }
-                    (count, top)
-                }
-                None => searcher.search(&*query, &(Count, hits)).map_err(failed)?,
+            // A day wholly inside the range needs no time clause.
+            let query: &dyn Query = if request.range.covers(day) {
+                &*query
+            } else {
+                &*within_range
             };
-            total += count as u64;
-            candidates.extend(top.into_iter().map(|(sort, address)| Candidate {
-                sort,
-                tenant: tenant.clone(),
-                day,
-                address,
-                searcher: searcher.clone(),
-            }));
-            // Keep the candidates bounded as partitions go by.
-            if candidates.len() > 2 * wanted.max(1) {
-                sort_candidates(&mut candidates, request.order);
-                candidates.truncate(wanted);
+            total += searcher.search(query, &Count).map_err(failed)? as u64;
+            if let Some(aggregations) = &aggregations {
+                let collector = DistributedAggregationCollector::from_aggs(
+                    aggregations.clone(),
+                    aggregation_context(),
+                );
+                let partial = searcher.search(query, &collector).map_err(failed)?;
+                match &mut merged {
+                    Some(merged) => merged.merge_fruits(partial).map_err(failed)?,
+                    None => merged = Some(partial),
+                }
+            }
+            if wanted > 0 {
+                let source = sources.len();
+                top.collect(&searcher, query, source).map_err(failed)?;
+                sources.push((tenant.clone(), day, searcher));
             }
         }
     }
-    sort_candidates(&mut candidates, request.order);
     let mut hits = Vec::with_capacity(request.size);
-    for candidate in candidates.into_iter().skip(request.from).take(request.size) {
-        let key = PartitionKey {
-            tenant: candidate.tenant.clone(),
-            day: candidate.day,
-        };
-        let log = stored(
-            partitions,
-            &candidate.searcher,
-            candidate.address,
-            &key.tenant,
-            key.day,
-        )?;
+    for ranked in top.into_sorted().into_iter().skip(request.from) {
+        let (tenant, day, searcher) = &sources[ranked.source];
+        let log = stored(partitions, searcher, ranked.address, tenant, *day)?;
         hits.push(Hit {
-            tenant: candidate.tenant,
+            tenant: tenant.clone(),
             log,
-            sort: candidate.sort,
+            sort: ranked.key,
         });
     }
     let mut result = empty_result(request, aggregations, merged)?;
@@ -263,18 +248,130 @@ pub(crate) fn search(
     Ok(result)
 }
 
-struct Candidate {
-    sort: SortKey,
-    tenant: String,
-    day: Day,
-    address: DocAddress,
-    searcher: tantivy::Searcher,
+/// The best hits so far across partitions: a bounded heap whose top is the worst kept.
+struct TopHits {
+    limit: usize,
+    order: SortOrder,
+    after: Option<SortKey>,
+    heap: BinaryHeap<Ranked>,
 }
 
-fn sort_candidates(candidates: &mut [Candidate], order: SortOrder) {
-    match order {
-        SortOrder::Descending => candidates.sort_by_key(|c| std::cmp::Reverse(c.sort)),
-        SortOrder::Ascending => candidates.sort_by_key(|c| c.sort),
+impl TopHits {
+    fn new(limit: usize, order: SortOrder, after: Option<SortKey>) -> TopHits {
+        TopHits {
+            limit,
+            order,
+            after,
+            heap: BinaryHeap::with_capacity(limit.min(SEARCH_HITS_MAX) + 1),
+        }
+    }
+
+    /// Whether a document at `timestamp_ms` (any tie) can no longer enter: the heap is full
+    /// and its worst is strictly better.
+    fn closed_to(&self, timestamp_ms: i64) -> bool {
+        if self.heap.len() < self.limit {
+            return false;
+        }
+        self.heap.peek().is_some_and(|worst| match self.order {
+            SortOrder::Descending => timestamp_ms < worst.key.timestamp_ms,
+            SortOrder::Ascending => timestamp_ms > worst.key.timestamp_ms,
+        })
+    }
+
+    /// Offers every match of `query` in `searcher`, segment by segment in the order's
+    /// direction, skipping segments whose time span cannot enter.
+    fn collect(
+        &mut self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        source: usize,
+    ) -> tantivy::Result<()> {
+        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut segments = Vec::new();
+        for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+            let fast = reader.fast_fields();
+            let timestamps = fast.date(FIELD_TIMESTAMP)?;
+            let (min, max) = (
+                timestamps.min_value().into_timestamp_millis(),
+                timestamps.max_value().into_timestamp_millis(),
+            );
+            segments.push((ordinal as SegmentOrdinal, reader, timestamps, min, max));
+        }
+        let ascending = self.order == SortOrder::Ascending;
+        // Most promising first: newest maximum (descending) or oldest minimum (ascending).
+        if ascending {
+            segments.sort_by_key(|segment| segment.3);
+        } else {
+            segments.sort_by_key(|segment| std::cmp::Reverse(segment.4));
+        }
+        for (ordinal, reader, timestamps, min, max) in segments {
+            if self.closed_to(if ascending { min } else { max }) {
+                break;
+            }
+            if let Some(after) = self.after {
+                let all_before_cursor = if ascending {
+                    max < after.timestamp_ms
+                } else {
+                    min > after.timestamp_ms
+                };
+                if all_before_cursor {
+                    continue;
+                }
+            }
+            let tiebreaks = reader.fast_fields().u64(FIELD_TIEBREAK)?;
+            let alive = reader.alive_bitset();
+            weight.for_each_no_score(reader, &mut |docs| {
+                for &doc in docs {
+                    if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                        continue;
+                    }
+                    let timestamp_ms = timestamps
+                        .first(doc)
+                        .map_or(i64::MIN, DateTime::into_timestamp_millis);
+                    if self.closed_to(timestamp_ms) {
+                        continue;
+                    }
+                    let key = SortKey {
+                        timestamp_ms,
+                        tiebreak: tiebreaks.first(doc).unwrap_or_default(),
+                    };
+                    self.offer(key, source, DocAddress::new(ordinal, doc));
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    fn offer(&mut self, key: SortKey, source: usize, address: DocAddress) {
+        let ascending = self.order == SortOrder::Ascending;
+        if let Some(after) = self.after {
+            let beyond = if ascending { key > after } else { key < after };
+            if !beyond {
+                return;
+            }
+        }
+        if self.limit == 0 {
+            return;
+        }
+        let ranked = Ranked {
+            key,
+            ascending,
+            source,
+            address,
+        };
+        if self.heap.len() < self.limit {
+            self.heap.push(ranked);
+        } else if let Some(worst) = self.heap.peek()
+            && ranked < *worst
+        {
+            self.heap.pop();
+            self.heap.push(ranked);
+        }
+    }
+
+    /// The kept hits, best first.
+    fn into_sorted(self) -> Vec<Ranked> {
+        self.heap.into_sorted_vec()
     }
 }
 
@@ -419,57 +516,13 @@ fn convert_results(
     Ok(converted)
 }
 
-/// The `limit` first documents in `order` after `after`, by `(@timestamp, _tie)` columns.
-struct TopByTime {
-    limit: usize,
-    order: SortOrder,
-    after: Option<SortKey>,
-}
-
-impl Collector for TopByTime {
-    type Fruit = Vec<(SortKey, DocAddress)>;
-    type Child = TopByTimeSegment;
-
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<TopByTimeSegment> {
-        let fast = reader.fast_fields();
-        Ok(TopByTimeSegment {
-            segment,
-            timestamps: fast.date(FIELD_TIMESTAMP)?,
-            tiebreaks: fast.u64(FIELD_TIEBREAK)?,
-            limit: self.limit,
-            order: self.order,
-            after: self.after,
-            heap: BinaryHeap::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(
-        &self,
-        fruits: Vec<Vec<(SortKey, DocAddress)>>,
-    ) -> tantivy::Result<Vec<(SortKey, DocAddress)>> {
-        let mut all: Vec<(SortKey, DocAddress)> = fruits.into_iter().flatten().collect();
-        match self.order {
-            SortOrder::Descending => all.sort_by_key(|hit| std::cmp::Reverse(hit.0)),
-            SortOrder::Ascending => all.sort_by_key(|hit| hit.0),
-        }
-        all.truncate(self.limit);
-        Ok(all)
-    }
-}
-
 /// An entry of the heap, ordered so that the worst kept hit is on top.
 struct Ranked {
     key: SortKey,
     ascending: bool,
-    doc: DocId,
+    /// Index of the partition in the search's list.
+    source: usize,
+    address: DocAddress,
 }
 
 impl Ord for Ranked {
@@ -495,61 +548,5 @@ impl Eq for Ranked {}
 impl PartialOrd for Ranked {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-struct TopByTimeSegment {
-    segment: SegmentOrdinal,
-    timestamps: Column<DateTime>,
-    tiebreaks: Column<u64>,
-    limit: usize,
-    order: SortOrder,
-    after: Option<SortKey>,
-    heap: BinaryHeap<Ranked>,
-}
-
-impl SegmentCollector for TopByTimeSegment {
-    type Fruit = Vec<(SortKey, DocAddress)>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        if self.limit == 0 {
-            return;
-        }
-        let key = SortKey {
-            timestamp_ms: self
-                .timestamps
-                .first(doc)
-                .map_or(i64::MIN, DateTime::into_timestamp_millis),
-            tiebreak: self.tiebreaks.first(doc).unwrap_or_default(),
-        };
-        let ascending = self.order == SortOrder::Ascending;
-        if let Some(after) = self.after {
-            let beyond = if ascending { key > after } else { key < after };
-            if !beyond {
-                return;
-            }
-        }
-        let ranked = Ranked {
-            key,
-            ascending,
-            doc,
-        };
-        if self.heap.len() < self.limit {
-            self.heap.push(ranked);
-        } else if let Some(worst) = self.heap.peek()
-            && ranked < *worst
-        {
-            self.heap.pop();
-            self.heap.push(ranked);
-        }
-    }
-
-    fn harvest(self) -> Vec<(SortKey, DocAddress)> {
-        let segment = self.segment;
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|ranked| (ranked.key, DocAddress::new(segment, ranked.doc)))
-            .collect()
     }
 }
