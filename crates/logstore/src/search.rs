@@ -15,9 +15,10 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
-use tantivy::collector::Count;
-use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery};
-use tantivy::{DateTime, DocAddress, Searcher, SegmentOrdinal};
+use tantivy::collector::Collector;
+use tantivy::columnar::Column;
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery, Weight};
+use tantivy::{DateTime, DocAddress, Searcher, SegmentOrdinal, SegmentReader};
 
 use crate::day::Day;
 use crate::document::{StoredLog, TimeRange};
@@ -207,19 +208,29 @@ pub(crate) fn search(
         }
         for (day, searcher) in searchers {
             let failed = |e| LogStoreError::index(format!("{tenant}/{day}"), e);
-            // A day wholly inside the range needs no time clause.
-            let query: &dyn Query = if request.range.covers(day) {
-                &*query
-            } else {
-                &*within_range
+            let scoring = EnableScoring::disabled_from_searcher(&searcher);
+            let plain = query.weight(scoring).map_err(failed)?;
+            let timed = within_range.weight(scoring).map_err(failed)?;
+            let segments = segments_in(&searcher, request.range).map_err(failed)?;
+            let weight = |segment: &Segment<'_>| -> &dyn Weight {
+                if segment.straddles { &*timed } else { &*plain }
             };
-            total += searcher.search(query, &Count).map_err(failed)? as u64;
+            for segment in &segments {
+                total += u64::from(weight(segment).count(segment.reader).map_err(failed)?);
+            }
             if let Some(aggregations) = &aggregations {
                 let collector = DistributedAggregationCollector::from_aggs(
                     aggregations.clone(),
                     aggregation_context(),
                 );
-                let partial = searcher.search(query, &collector).map_err(failed)?;
+                let fruits = segments
+                    .iter()
+                    .map(|segment| {
+                        collector.collect_segment(weight(segment), segment.ordinal, segment.reader)
+                    })
+                    .collect::<tantivy::Result<Vec<_>>>()
+                    .map_err(failed)?;
+                let partial = collector.merge_fruits(fruits).map_err(failed)?;
                 match &mut merged {
                     Some(merged) => merged.merge_fruits(partial).map_err(failed)?,
                     None => merged = Some(partial),
@@ -227,8 +238,9 @@ pub(crate) fn search(
             }
             if wanted > 0 {
                 let source = sources.len();
-                top.collect(&searcher, query, source).map_err(failed)?;
-                sources.push((tenant.clone(), day, searcher));
+                top.collect(segments, &*plain, &*timed, source)
+                    .map_err(failed)?;
+                sources.push((tenant.clone(), day, searcher.clone()));
             }
         }
     }
@@ -246,6 +258,44 @@ pub(crate) fn search(
     result.total = total;
     result.hits = hits;
     Ok(result)
+}
+
+/// A segment of a partition with matches possible in the range.
+struct Segment<'s> {
+    ordinal: SegmentOrdinal,
+    reader: &'s SegmentReader,
+    timestamps: Column<DateTime>,
+    min_ms: i64,
+    max_ms: i64,
+    /// Whether some of its documents fall outside the range (the time clause is needed).
+    straddles: bool,
+}
+
+/// The segments of `searcher` whose time span meets `range`. Logs arrive roughly in time
+/// order, so most segments lie wholly inside or outside a range: those inside are searched
+/// without the time clause (counts then use posting-list lengths), those outside not at all.
+fn segments_in(searcher: &Searcher, range: TimeRange) -> tantivy::Result<Vec<Segment<'_>>> {
+    let mut segments = Vec::new();
+    for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        if reader.num_docs() == 0 {
+            continue;
+        }
+        let timestamps = reader.fast_fields().date(FIELD_TIMESTAMP)?;
+        let min_ms = timestamps.min_value().into_timestamp_millis();
+        let max_ms = timestamps.max_value().into_timestamp_millis();
+        if max_ms < range.from_ms || min_ms >= range.to_ms {
+            continue;
+        }
+        segments.push(Segment {
+            ordinal: ordinal as SegmentOrdinal,
+            reader,
+            timestamps,
+            min_ms,
+            max_ms,
+            straddles: min_ms < range.from_ms || max_ms >= range.to_ms,
+        });
+    }
+    Ok(segments)
 }
 
 /// The best hits so far across partitions: a bounded heap whose top is the worst kept.
@@ -278,33 +328,33 @@ impl TopHits {
         })
     }
 
-    /// Offers every match of `query` in `searcher`, segment by segment in the order's
-    /// direction, skipping segments whose time span cannot enter.
+    /// Offers every match in `segments` (`timed` for those straddling the range, `plain`
+    /// for the others), segment by segment in the order's direction, skipping segments whose
+    /// time span cannot enter.
     fn collect(
         &mut self,
-        searcher: &Searcher,
-        query: &dyn Query,
+        mut segments: Vec<Segment<'_>>,
+        plain: &dyn Weight,
+        timed: &dyn Weight,
         source: usize,
     ) -> tantivy::Result<()> {
-        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
-        let mut segments = Vec::new();
-        for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
-            let fast = reader.fast_fields();
-            let timestamps = fast.date(FIELD_TIMESTAMP)?;
-            let (min, max) = (
-                timestamps.min_value().into_timestamp_millis(),
-                timestamps.max_value().into_timestamp_millis(),
-            );
-            segments.push((ordinal as SegmentOrdinal, reader, timestamps, min, max));
-        }
         let ascending = self.order == SortOrder::Ascending;
         // Most promising first: newest maximum (descending) or oldest minimum (ascending).
         if ascending {
-            segments.sort_by_key(|segment| segment.3);
+            segments.sort_by_key(|segment| segment.min_ms);
         } else {
-            segments.sort_by_key(|segment| std::cmp::Reverse(segment.4));
+            segments.sort_by_key(|segment| std::cmp::Reverse(segment.max_ms));
         }
-        for (ordinal, reader, timestamps, min, max) in segments {
+        for segment in segments {
+            let Segment {
+                ordinal,
+                reader,
+                timestamps,
+                min_ms: min,
+                max_ms: max,
+                straddles,
+            } = segment;
+            let weight = if straddles { timed } else { plain };
             if self.closed_to(if ascending { min } else { max }) {
                 break;
             }

@@ -283,6 +283,29 @@ async fn time_ranges_order_and_search_after_page_stably() {
         store.search(only_yesterday).await.expect("search").total,
         20
     );
+    // A range cutting through two days' segments: 10 minutes of yesterday, 5 of today.
+    let mut straddling = request("alpha", keyword("service", "api"));
+    straddling.range = TimeRange {
+        from_ms: day(1).start_ms() + 10 * 60_000,
+        to_ms: day(0).start_ms() + 5 * 60_000,
+    };
+    straddling.aggregations = vec![(
+        "services".into(),
+        Aggregation::Terms {
+            key: "service".into(),
+            size: 3,
+        },
+    )];
+    let found = store.search(straddling).await.expect("search");
+    // `api` is every third document (n % 3 == 0): n in 10..20 gives 12, 15, 18; n in 0..5
+    // gives 0 and 3.
+    assert_eq!(found.total, 5);
+    let found_ids: Vec<String> = found.hits.iter().map(|hit| hit.log.id.clone()).collect();
+    assert_eq!(numbers(&found_ids), [0, 3, 12, 15, 18]);
+    let AggregationResult::Terms { buckets, .. } = &found.aggregations[0].1 else {
+        panic!("terms: {:?}", found.aggregations)
+    };
+    assert_eq!(buckets[0].count, 5);
 
     // Newest first by default, oldest first on request.
     let all = store
