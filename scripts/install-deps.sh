@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages Caravan's commands and tests need, when they are missing.
 # Debian packages: prometheus (promtool), protobuf-compiler + libprotobuf-dev (protoc and the
-# well-known .proto files), haproxy, wrk.
+# well-known .proto files), haproxy, wrk, rsyslog + rsyslog-elasticsearch (omelasticsearch), npm
+# (the official JavaScript client's test).
 set -euo pipefail
 
 missing=()
@@ -21,6 +22,9 @@ need protoc protobuf-compiler
 need /usr/include/google/protobuf/timestamp.proto libprotobuf-dev
 need haproxy haproxy
 need wrk wrk
+need /usr/sbin/rsyslogd rsyslog
+compgen -G '/usr/lib/*/rsyslog/omelasticsearch.so' >/dev/null || missing+=(rsyslog-elasticsearch)
+need npm npm
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]} == 0)); then

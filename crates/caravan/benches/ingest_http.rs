@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use caravan_logstore::{FieldValue, LogDocument, LogSchema, WriteMode};
-use caravan_normalize::{Limits, TypedValue};
+use caravan_logstore::{LogDocument, LogSchema, WriteMode};
+use caravan_normalize::Limits;
 use serde_json::json;
 
 const TENANTS: [&str; 4] = ["payments", "search", "checkout", "identity"];
@@ -272,17 +272,7 @@ fn main() {
             let fields = normalized
                 .indexed
                 .into_iter()
-                .map(|v| {
-                    let value = match v.value {
-                        TypedValue::Keyword(s) => FieldValue::Keyword(s),
-                        TypedValue::Text(s) => FieldValue::Text(s),
-                        TypedValue::Long(x) => FieldValue::Long(x),
-                        TypedValue::Double(x) => FieldValue::Double(x),
-                        TypedValue::Boolean(x) => FieldValue::Boolean(x),
-                        TypedValue::Date(x) => FieldValue::Date(x),
-                    };
-                    (v.key, value)
-                })
+                .map(|indexed| (indexed.key, indexed.value))
                 .collect();
             log_schema.to_tantivy(&LogDocument {
                 tenant: TENANTS[n % 4].to_owned(),

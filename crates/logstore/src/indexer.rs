@@ -11,6 +11,13 @@
 //! replay applies to a partition only the documents of records at or above its floor. The log
 //! is truncated only below the oldest record with uncommitted documents in any writer.
 //!
+//! That is exact only if a partition's commits keep every operation of the records below its
+//! floor for good, the deletes of upserts included: a document that a committed delete brings
+//! back is never deleted again (its records are below the floor, and soon out of the log).
+//! tantivy 0.27 can do that to a delete that is the first operation of a newly opened writer,
+//! in a merge of committed segments (the duplicate that `tests/crash.rs` found); writers are
+//! therefore opened by `writers::open_writer`, which explains the defect and avoids it.
+//!
 //! Writers: before a record, the least recently used writers that the record does not need are
 //! closed to make room; the record's own partitions (at most [`PARTITIONS_PER_BATCH_MAX`], checked
 //! at append) are then opened even past `writers_open_max`, and the pool is brought back under

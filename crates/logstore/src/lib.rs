@@ -42,7 +42,8 @@
 //! - `append` returns once its batch is fsync'd in the write-ahead log; concurrent appends
 //!   share one fsync (group commit, `ingest.rs`).
 //! - After a crash, `open` replays the log: every acknowledged document becomes searchable,
-//!   exactly once (each partition's commit records the first log record it lacks, `indexer.rs`).
+//!   exactly once (each partition's commit records the first log record it lacks, `indexer.rs`;
+//!   writers are opened so that tantivy keeps every committed delete, `writers.rs`).
 //! - Bounded: the log (`wal_bytes_max`), the append queue (`append_queue_max`), the indexer
 //!   queue, open writers and their memory, open readers. A full log or queue answers
 //!   [`LogStoreError::Backpressure`] at once.

@@ -10,4 +10,5 @@ mod logs;
 mod logs_clients;
 mod schema;
 mod search;
+mod shippers;
 mod validation;

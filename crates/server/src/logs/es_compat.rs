@@ -1,8 +1,9 @@
 //! The Elasticsearch endpoints that shippers and clients call at start-up: product and version
-//! discovery, license, nodes, cluster health, and the template / ILM / pipeline / data stream
-//! calls. Uploaded objects are stored (per tenant) and shown back; Caravan does not act on them —
-//! the schema registry defines mappings and tenants define retention — and says so once in the
-//! log for each kind, instead of silently pretending.
+//! discovery, license, nodes, cluster health (also `_cat/health`, rsyslog's check before it
+//! resumes), `_refresh` (the JavaScript client's bulk helper calls it), and the template / ILM /
+//! pipeline / data stream calls. Uploaded objects are stored (per tenant) and shown back; Caravan
+//! does not act on them — the schema registry defines mappings and tenants define retention —
+//! and says so once in the log for each kind, instead of silently pretending.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -11,16 +12,19 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use caravan_store::EsObject;
 use caravan_tenancy::{Principal, Requirement, Scope, authorize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::tenants::now;
 
 use super::filter_path::glob;
@@ -57,6 +61,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/_nodes/{*rest}", get(nodes))
         .route("/_cluster/health", get(cluster_health))
         .route("/_cluster/health/{index}", get(cluster_health))
+        .route("/_cat/health", get(cat_health))
+        .route("/_refresh", get(refresh).post(refresh))
+        .route("/{index}/_refresh", get(refresh).post(refresh))
         .merge(objects("/_index_template", Kind::IndexTemplate))
         .merge(objects("/_component_template", Kind::ComponentTemplate))
         .merge(objects("/_template", Kind::LegacyTemplate))
@@ -159,6 +166,85 @@ async fn cluster_health(_caller: Caller) -> Json<Value> {
         "task_max_waiting_in_queue_millis": 0,
         "active_shards_percent_as_number": 100.0
     }))
+}
+
+/// Query parameters of the `_cat` APIs that change the answer; others (`h`, `s`, `ts`...) are
+/// accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+struct CatParams {
+    /// `json` for an array of objects; text otherwise.
+    format: Option<String>,
+    /// Present: a header line before the text.
+    v: Option<String>,
+}
+
+const CAT_HEALTH_COLUMNS: [&str; 14] = [
+    "epoch",
+    "timestamp",
+    "cluster",
+    "status",
+    "node.total",
+    "node.data",
+    "shards",
+    "pri",
+    "relo",
+    "init",
+    "unassign",
+    "pending_tasks",
+    "max_task_wait_time",
+    "active_shards_percent",
+];
+
+/// `_cat/health`: a text table (with a header line under `v`), or JSON under `format=json`.
+async fn cat_health(_caller: Caller, ApiQuery(params): ApiQuery<CatParams>) -> Response {
+    let at = OffsetDateTime::now_utc();
+    let time = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+    let row: Vec<String> = [at.unix_timestamp().to_string(), time]
+        .into_iter()
+        .chain(
+            [
+                "caravan", "green", "1", "1", "0", "0", "0", "0", "0", "0", "-", "100.0%",
+            ]
+            .map(str::to_owned),
+        )
+        .collect();
+    if params.format.as_deref() == Some("json") {
+        let object: Map<String, Value> = CAT_HEALTH_COLUMNS
+            .iter()
+            .map(|column| (*column).to_owned())
+            .zip(row.into_iter().map(Value::String))
+            .collect();
+        return Json(json!([object])).into_response();
+    }
+    let mut text = String::new();
+    if params.v.is_some() {
+        text = CAT_HEALTH_COLUMNS.join(" ") + "\n";
+    }
+    text.push_str(&row.join(" "));
+    text.push('\n');
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], text).into_response()
+}
+
+/// `_refresh`, of any index: makes every acknowledged document searchable, as `?refresh=true`
+/// does on ingestion (the log store refreshes as a whole). Needs `logs:write`, like that flag.
+async fn refresh(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<Value>, ApiError> {
+    authorize(
+        &principal,
+        Requirement::Scope(Scope::LogsWrite),
+        principal.tenant(),
+    )
+    .map_err(|d| ApiError::denied(d, "refresh"))?;
+    state
+        .logstore()
+        .refresh()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({"_shards": {"total": 1, "successful": 1, "failed": 0}}),
+    ))
 }
 
 /// The kinds of objects clients upload.

@@ -200,7 +200,8 @@ async fn search_indices(
                 "_index": hit.tenant,
                 "_id": hit.log.id,
                 "_score": Value::Null,
-                "sort": [hit.sort.timestamp_ms, hit.sort.tiebreak],
+                // The tie-break as a string: above 2^53, JavaScript clients would round it.
+                "sort": [hit.sort.timestamp_ms, hit.sort.tiebreak.to_string()],
             });
             if !matches!(source, SourceFilter::None) {
                 entry["_source"] = document;
