@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: ingestion allocates many small, short-lived values per
+/// document (parsed JSON, normalised fields, tantivy terms), where glibc spent about a fifth of
+/// the server's CPU (`perf`, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let default_log_level = match cli.command {
