@@ -100,7 +100,7 @@ async fn count_indices(
         size: 0,
         after: None,
         aggregations: Vec::new(),
-        now_ms: now_ms(),
+        now_ms: search::now_ms(),
     };
     let found = search::run(&state, plan).await?;
     Ok(Json(json!({
@@ -186,7 +186,7 @@ async fn search_indices(
         size,
         after,
         aggregations: names,
-        now_ms: now_ms(),
+        now_ms: search::now_ms(),
     };
     let found = search::run(&state, plan).await?;
     let hits: Vec<Value> = found
@@ -228,10 +228,6 @@ async fn search_indices(
         answer["aggregations"] = Value::Object(results);
     }
     Ok(Json(answer))
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn json_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {

@@ -155,7 +155,7 @@ async fn search(
     ApiJson(request): ApiJson<LogSearch>,
 ) -> Result<Json<LogSearchResult>, ApiError> {
     let started = std::time::Instant::now();
-    let now_ms = now_ms();
+    let now_ms = super::search::now_ms();
     let patterns = if request.tenants.is_empty() {
         super::search::implicit_tenants(&principal)?
     } else {
@@ -232,10 +232,6 @@ async fn search(
         aggregations,
         took_ms: started.elapsed().as_millis() as u64,
     }))
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn aggregation_plan(

@@ -337,6 +337,11 @@ pub(crate) fn parse_cursor(text: &str) -> Result<SortKey, ApiError> {
     })
 }
 
+/// Now, in epoch milliseconds: what date math (`now-15m`) is relative to.
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// Epoch milliseconds as RFC 3339 with milliseconds (`2026-11-23T10:00:00.000Z`).
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
     let format = time::macros::format_description!(
