@@ -90,6 +90,10 @@ pub enum Command {
     /// The fleet's audit log.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Run the agent of one host: register it, heartbeat, run and health-check its instances.
+    Agent(AgentArgs),
+    /// Run the built-in sample HTTP service (for demos and tests of the agent).
+    SampleApp(SampleAppArgs),
     /// Show who the current token is.
     Whoami,
     /// Print shell completions.
@@ -110,6 +114,69 @@ pub struct ServerArgs {
     /// Print the effective configuration and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `caravan agent`: the global `--server` and `--token` say which server and as whom.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Name of the host this agent is.
+    #[arg(long, env = "CARAVAN_HOST_NAME")]
+    pub host_name: String,
+    /// Its data center.
+    #[arg(long, env = "CARAVAN_DATA_CENTER")]
+    pub data_center: String,
+    /// CPU cores offered to instances (fractions allowed) [default: the CPUs this process may use].
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    /// Memory offered to instances, in MiB [default: the machine's total].
+    #[arg(long)]
+    pub memory_mib: Option<u64>,
+    /// Disk offered to instances, in GiB [default: the size of the work directory's file system].
+    #[arg(long)]
+    pub disk_gib: Option<u64>,
+    /// A label of the host, `key=value` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Directory of the instances' working directories and output.
+    #[arg(
+        long,
+        env = "CARAVAN_AGENT_WORK_DIR",
+        default_value = "./caravan-agent"
+    )]
+    pub work_dir: PathBuf,
+    /// Ports given to instances (`$PORT`), FIRST-LAST.
+    #[arg(long, default_value = "20000-20099")]
+    pub port_range: String,
+    /// Time between heartbeats, in milliseconds.
+    #[arg(long, default_value_t = caravan_agent::agent::HEARTBEAT_MS_DEFAULT)]
+    pub heartbeat_ms: u64,
+    /// Time an instance gets between SIGTERM and SIGKILL, in milliseconds.
+    #[arg(long, default_value_t = caravan_agent::agent::STOP_GRACE_MS_DEFAULT)]
+    pub stop_grace_ms: u64,
+}
+
+/// `caravan sample-app`.
+#[derive(Debug, Args)]
+pub struct SampleAppArgs {
+    /// Port to listen on.
+    #[arg(long, env = "PORT")]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Instance it answers as.
+    #[arg(long, env = "CARAVAN_INSTANCE", default_value = "i-0")]
+    pub instance: String,
+    /// Service it answers as.
+    #[arg(long, env = "CARAVAN_SERVICE", default_value = "sample")]
+    pub service: String,
+    /// Time between periodic log lines, in milliseconds (0: none).
+    #[arg(long, default_value_t = caravan_agent::sample_app::LOG_INTERVAL_MS_DEFAULT)]
+    pub log_interval_ms: u64,
+    /// Fail health checks (`GET /health` answers 503) from this many milliseconds after the
+    /// start on (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub unhealthy_after_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! services, drains, capacity, quotas and the audit log.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use caravan_api::fleet::{
     CapacityReport, FleetEvent, HostPatch, HostSummary, HostView, LeaseView, MigrateRequest,
@@ -12,9 +13,23 @@ use caravan_fleet::{
     Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources, ServiceName, ServiceSpec,
     Template, TemplateName, TenantName, Zone, ZoneName,
 };
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 
 use crate::{Client, ClientError};
+
+/// The answer of a long-polling request for a host's desired instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredAnswer {
+    /// The desired instances, changed since the version given (or first asked).
+    Changed {
+        /// What the host must run or stop.
+        desired: Vec<DesiredInstance>,
+        /// Their version, to pass to the next request.
+        version: Option<String>,
+    },
+    /// Nothing changed within the wait.
+    Unchanged,
+}
 
 /// Which audit events to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +138,45 @@ impl Client {
     ) -> Result<Vec<DesiredInstance>, ClientError> {
         self.get(&format!("/api/v1/fleet/hosts/{name}/desired"))
             .await
+    }
+
+    /// What a host must run or stop, long-polling: with the `version` of the last answer, the
+    /// server waits up to `wait_ms` (it bounds it to 30 s) for a change and answers
+    /// [`DesiredAnswer::Unchanged`] if there is none.
+    pub async fn desired_instances_since(
+        &self,
+        name: &HostName,
+        version: Option<&str>,
+        wait_ms: u64,
+    ) -> Result<DesiredAnswer, ClientError> {
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: self.base_url.clone(),
+            message: e.to_string(),
+        };
+        let mut request = self
+            .request(Method::GET, &format!("/api/v1/fleet/hosts/{name}/desired"))
+            .query(&[("wait_ms", wait_ms)])
+            .timeout(crate::REQUEST_TIMEOUT + Duration::from_millis(wait_ms));
+        if let Some(version) = version {
+            request = request.header(reqwest::header::IF_NONE_MATCH, version);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(DesiredAnswer::Unchanged);
+        }
+        let version = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(crate::api_error(status, &body));
+        }
+        let desired =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(DesiredAnswer::Changed { desired, version })
     }
 
     /// One instance.

@@ -1,5 +1,6 @@
 //! One module per command group; each turns parsed arguments into calls and prints results.
 
+mod agent;
 mod fleet;
 mod logs;
 mod schema;
@@ -45,6 +46,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Capacity(_)
         | Command::Quota(_)
         | Command::Fleet(_) => fleet::run(&client(&cli)?, &printer, &cli.command).await,
+        Command::Agent(ref args) => agent::run_agent(&cli, args).await,
+        Command::SampleApp(ref args) => agent::run_sample_app(args).await,
         Command::Whoami => {
             let whoami = client(&cli)?.whoami().await?;
             printer.whoami(&whoami)
@@ -63,14 +66,14 @@ pub(crate) fn client(cli: &Cli) -> anyhow::Result<Client> {
     Ok(Client::new(&cli.server, token)?)
 }
 
-fn data_dir(flag: Option<&Path>) -> PathBuf {
+pub(crate) fn data_dir(flag: Option<&Path>) -> PathBuf {
     flag.map_or_else(
         || PathBuf::from(caravan_server::DATA_DIR_DEFAULT),
         Path::to_path_buf,
     )
 }
 
-fn is_local(server: &str) -> bool {
+pub(crate) fn is_local(server: &str) -> bool {
     let rest = server
         .strip_prefix("http://")
         .or_else(|| server.strip_prefix("https://"))
@@ -80,7 +83,7 @@ fn is_local(server: &str) -> bool {
         .any(|prefix| rest.starts_with(prefix))
 }
 
-fn read_admin_token(data_dir: &Path) -> anyhow::Result<Option<String>> {
+pub(crate) fn read_admin_token(data_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = data_dir.join(caravan_server::ADMIN_TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(token) => Ok(Some(token.trim().to_owned())),

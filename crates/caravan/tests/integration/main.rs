@@ -2,6 +2,7 @@
 //! temporary data directory, driven over HTTP and through its own CLI.
 
 mod access;
+mod agent;
 mod cli;
 mod fleet;
 mod harness;

@@ -1,14 +1,19 @@
 //! `/api/v1/fleet/hosts` and `/api/v1/fleet/instances`: hosts, their heartbeats and drains,
 //! what each must run, and the instance reports of agents (healthy, stopped).
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use caravan_api::fleet::{HostPatch, HostSummary, HostView};
 use caravan_fleet::{
     DesiredInstance, DrainStatus, Fleet, FleetError, Host, HostName, HostSpec, HostUpdate, Instance,
 };
 use caravan_tenancy::Scope;
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,7 +22,7 @@ use super::{all_or_nothing, merge, now_ms, require_owner, require_read};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// The hosts and instances router.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -195,19 +200,70 @@ async fn heartbeat(
     Ok(Json(host))
 }
 
+/// Longest wait of a long-polling request for a host's desired instances.
+const DESIRED_WAIT_MS_MAX: u64 = 30_000;
+/// How often a waiting request for desired instances looks at the fleet again (an in-memory
+/// read; the fleet has no change notification yet).
+const DESIRED_RECHECK_MS: u64 = 25;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DesiredParams {
+    /// With `If-None-Match`: wait up to this many milliseconds (at most 30000) for the desired
+    /// instances to differ from that version; 304 if they do not.
+    wait_ms: Option<u64>,
+}
+
+/// The version of a list of desired instances: a quoted hash of its JSON, for `ETag`.
+fn desired_version(desired: &[DesiredInstance]) -> Result<String, ApiError> {
+    use std::hash::{Hash, Hasher};
+    let body = serde_json::to_vec(desired).map_err(ApiError::internal)?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.hash(&mut hasher);
+    Ok(format!("\"{:016x}\"", hasher.finish()))
+}
+
 /// What a host must run (`run`) or stop (`stop`), with everything its agent needs (admin).
+/// The answer's `ETag` is its version; a request with `If-None-Match` of the current version is
+/// answered 304, after up to `wait_ms` of waiting for a change (long poll: an agent learns of a
+/// change at once without polling).
 #[utoipa::path(get, path = "/fleet/hosts/{name}/desired", tag = "fleet",
-    params(("name" = String, Path, description = "Host name")),
+    params(("name" = String, Path, description = "Host name"), DesiredParams),
     responses((status = 200, description = "Desired instances", body = Vec<Object>),
+        (status = 304, description = "Unchanged since the version in If-None-Match"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn desired_instances(
     State(state): State<AppState>,
     Caller(principal): Caller,
     ApiPath(name): ApiPath<HostName>,
-) -> Result<Json<Vec<DesiredInstance>>, ApiError> {
+    ApiQuery(params): ApiQuery<DesiredParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     super::require_admin(&principal)?;
-    let fleet = state.fleet().read().await?;
-    Ok(Json(fleet.desired_instances(&name)?))
+    let known = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0).min(DESIRED_WAIT_MS_MAX));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let desired = {
+            let fleet = state.fleet().read().await?;
+            fleet.desired_instances(&name)?
+        };
+        let version = desired_version(&desired)?;
+        if known.as_deref() != Some(version.as_str()) {
+            return Ok(([(ETAG, version)], Json(desired)).into_response());
+        }
+        let now = tokio::time::Instant::now();
+        // A server shutting down answers waiting agents at once (it waits for in-flight
+        // requests).
+        if now >= deadline || !state.is_ready() {
+            return Ok((StatusCode::NOT_MODIFIED, [(ETAG, version)]).into_response());
+        }
+        let recheck = Duration::from_millis(DESIRED_RECHECK_MS).min(deadline - now);
+        tokio::time::sleep(recheck).await;
+    }
 }
 
 /// Starts draining a host (admin): it receives nothing new and its instances move away one at
