@@ -133,6 +133,9 @@ pub async fn run(
         config.heartbeat_ms,
         desired_sender,
     ));
+    // Instances' output into their tenants' logs; what is not shipped when the agent stops
+    // stays on disk for the next agent.
+    let shipper = tokio::spawn(crate::ship::run(client.clone(), instances_dir.clone()));
     let mut agent = Agent {
         client,
         config,
@@ -146,6 +149,7 @@ pub async fn run(
     };
     agent.run(events, desired_updates, shutdown).await;
     watcher.abort();
+    shipper.abort();
     Ok(())
 }
 
@@ -414,6 +418,18 @@ impl Agent {
                 .join(INSTANCES_DIR)
                 .join(id.to_string()),
         };
+        if let Some(tenant) = &desired.tenant {
+            let labels = crate::ship::LogLabels {
+                instance: id.to_string(),
+                service: desired.service.to_string(),
+                tenant: tenant.to_string(),
+                host: self.config.host.to_string(),
+                data_center: self.config.data_center.to_string(),
+            };
+            if let Err(error) = crate::ship::write_labels(&spec.dir, &labels) {
+                tracing::warn!(instance = %id, %error, "cannot label the instance's logs: they will not be shipped");
+            }
+        }
         match driver::spawn(&spec, generation, self.events_sender.clone()) {
             Ok(process) => {
                 tracing::info!(instance = %id, service = %desired.service, port, pid = process.pid(),

@@ -15,6 +15,7 @@ pub mod machine;
 pub mod probe;
 pub mod reconcile;
 pub mod sample_app;
+pub mod ship;
 
 pub use agent::{AgentConfig, PortRange, run};
 pub use error::AgentError;

@@ -119,6 +119,16 @@ impl Client {
         self.send(self.request(method, path).json(body)).await
     }
 
+    /// `POST /_bulk` with an NDJSON body (the Elasticsearch-compatible ingestion), returning
+    /// the per-item answer.
+    pub async fn bulk(&self, ndjson: Vec<u8>) -> Result<serde_json::Value, ClientError> {
+        let request = self
+            .request(Method::POST, "/_bulk")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(ndjson);
+        self.send(request).await
+    }
+
     /// `DELETE path`, decoding the JSON answer (`()` for 204).
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(self.request(Method::DELETE, path)).await

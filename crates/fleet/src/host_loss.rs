@@ -17,7 +17,7 @@ use crate::error::{FleetError, list_some};
 use crate::events::{Event, EventKind, Outcome};
 use crate::fleet::{Fleet, Settle, Txn};
 use crate::inventory::HostState;
-use crate::name::{HostName, InstanceId, ServiceName, TemplateName};
+use crate::name::{HostName, InstanceId, ServiceName, TemplateName, TenantName};
 use crate::resources::Resources;
 use crate::service::{Instance, InstanceState, Slot, Target, placed_event};
 use crate::template::{HealthCheck, RunSpec};
@@ -42,6 +42,8 @@ pub struct DesiredInstance {
     pub instance: InstanceId,
     /// Its service.
     pub service: ServiceName,
+    /// The tenant owning the service: where the instance's logs go.
+    pub tenant: Option<TenantName>,
     /// Its template.
     pub template: TemplateName,
     /// What it gets.
@@ -192,13 +194,12 @@ impl Fleet {
             .host_instances(host)
             .into_iter()
             .map(|instance| {
-                let member = self
-                    .services
-                    .get(&instance.service)
-                    .and_then(|s| s.members.get(instance.member as usize));
+                let service = self.services.get(&instance.service);
+                let member = service.and_then(|s| s.members.get(instance.member as usize));
                 DesiredInstance {
                     instance: instance.id,
                     service: instance.service.clone(),
+                    tenant: service.map(|s| s.tenant.clone()),
                     template: instance.template.clone(),
                     resources: instance.resources,
                     ip: instance.ip,

@@ -3,6 +3,7 @@
 
 mod access;
 mod agent;
+mod agent_logs;
 mod cli;
 mod fleet;
 mod harness;
