@@ -301,14 +301,15 @@ impl Agent {
 
     /// Reports instances that became healthy and were not reported yet.
     async fn report_healthy(&mut self) {
-        let wanted: Vec<InstanceId> = self
+        let wanted: Vec<(InstanceId, u16)> = self
             .slots
             .iter()
             .filter(|(id, slot)| slot.healthy && !slot.reported_healthy && self.wants_run(**id))
-            .map(|(id, _)| *id)
+            .map(|(id, slot)| (*id, slot.port))
             .collect();
-        for id in wanted {
-            match self.client.instance_healthy(id).await {
+        for (id, port) in wanted {
+            // With its port: the service registry publishes it.
+            match self.client.instance_healthy_at(id, port).await {
                 Ok(())
                 | Err(ClientError::Api {
                     status: 404 | 409, ..

@@ -1,5 +1,6 @@
 //! The fleet endpoints (`/api/v1/fleet/...`): inventory, ranges and leases, templates,
-//! services, drains, capacity, quotas and the audit log.
+//! services and their endpoints (the service registry), drains, capacity, quotas and the audit
+//! log.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use caravan_api::fleet::{
 };
 use caravan_fleet::{
     AddressRange, CheckReport, Cidr, DataCenter, DcName, DesiredInstance, DrainStatus, GroupShape,
-    Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources, ServiceName, ServiceSpec,
-    Template, TemplateName, TenantName, Zone, ZoneName,
+    Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources, ServiceEndpoints,
+    ServiceName, ServiceSpec, Template, TemplateName, TenantName, Zone, ZoneName,
 };
 use reqwest::{Method, StatusCode};
 
@@ -190,6 +191,49 @@ impl Client {
             Method::POST,
             &format!("/api/v1/fleet/instances/{}/healthy", id.0),
         ))
+        .await
+    }
+
+    /// Reports an instance healthy, listening on `port`: the port its agent gave it, which
+    /// the service registry publishes (what its agent does).
+    pub async fn instance_healthy_at(&self, id: InstanceId, port: u16) -> Result<(), ClientError> {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/api/v1/fleet/instances/{}/healthy", id.0),
+            )
+            .json(&serde_json::json!({ "port": port })),
+        )
+        .await
+    }
+
+    /// A service's endpoints (the service registry) and their version.
+    pub async fn service_endpoints(
+        &self,
+        name: &ServiceName,
+    ) -> Result<ServiceEndpoints, ClientError> {
+        self.get(&format!("/api/v1/fleet/services/{name}/endpoints"))
+            .await
+    }
+
+    /// A service's endpoints, long-polling: the server answers as soon as they differ from
+    /// `version` (the version of a previous answer), or after `wait_ms` (it bounds it to 30 s)
+    /// with the same version.
+    pub async fn service_endpoints_since(
+        &self,
+        name: &ServiceName,
+        version: &str,
+        wait_ms: u64,
+    ) -> Result<ServiceEndpoints, ClientError> {
+        self.send(
+            self.request(
+                Method::GET,
+                &format!("/api/v1/fleet/services/{name}/endpoints"),
+            )
+            .query(&[("version", version)])
+            .query(&[("wait_ms", wait_ms)])
+            .timeout(crate::REQUEST_TIMEOUT + Duration::from_millis(wait_ms)),
+        )
         .await
     }
 

@@ -310,12 +310,26 @@ impl Fleet {
     }
 
     /// The agent reports an instance healthy: `placed` becomes `running`; if it replaces
-    /// another instance, that one is told to stop.
+    /// another instance, that one is told to stop. Same as [`Fleet::instance_healthy_at`]
+    /// without a port.
     pub fn instance_healthy(&mut self, id: InstanceId) -> Result<Outcome, FleetError> {
+        self.instance_healthy_at(id, None)
+    }
+
+    /// The agent reports an instance healthy, listening on `port` (the service registry's
+    /// endpoint; `None` keeps the port known, if any): `placed` becomes `running`; if it
+    /// replaces another instance, that one is told to stop. A `running` or `stopping` instance
+    /// only has its port updated (its agent restarted it on another port).
+    pub fn instance_healthy_at(
+        &mut self,
+        id: InstanceId,
+        port: Option<u16>,
+    ) -> Result<Outcome, FleetError> {
         self.transact(|fleet, txn| {
             let Some(instance) = fleet.instances.get(&id).cloned() else {
                 return Err(FleetError::not_found("instance", id));
             };
+            let port = port.or(instance.port);
             match &instance.state {
                 InstanceState::Pending { .. } => {
                     return Err(FleetError::InstanceState {
@@ -323,12 +337,20 @@ impl Fleet {
                         reason: "it is pending: it runs nowhere".to_owned(),
                     });
                 }
-                InstanceState::Running | InstanceState::Stopping => return Ok(()),
+                InstanceState::Running | InstanceState::Stopping => {
+                    if port != instance.port {
+                        let mut moved = instance;
+                        moved.port = port;
+                        fleet.put_instance(txn, id, Some(moved));
+                    }
+                    return Ok(());
+                }
                 InstanceState::Placed => {}
             }
             let host = instance.host.clone();
             let mut running = instance;
             running.state = InstanceState::Running;
+            running.port = port;
             let mut event = Event::new(
                 EventKind::InstanceHealthy,
                 format!("{id} ({}) is healthy", running.describe()),

@@ -20,6 +20,7 @@
 //! - `placement` (private): host choice and refusal explanations;
 //! - [`host_loss`]: heartbeats, failures, desired instances per host;
 //! - [`drain`]: draining hosts, moves and their state machine;
+//! - [`registry`]: the service registry (endpoints and their version);
 //! - [`check`]: placement problems and migrations;
 //! - [`capacity`]: capacity reports and fit counts;
 //! - [`events`]: changes and events;
@@ -37,6 +38,7 @@ pub mod inventory;
 pub mod ipam;
 pub mod name;
 mod placement;
+pub mod registry;
 pub mod resources;
 pub mod service;
 pub mod template;
@@ -56,6 +58,7 @@ pub use name::{
     DcName, HostName, InstanceId, MoveId, ServiceName, TemplateName, TenantName, ZoneName,
     validate_name,
 };
+pub use registry::{ENDPOINT_WEIGHT_FULL, Endpoint, ServiceEndpoints};
 pub use resources::{Resource, ResourceOverride, Resources};
 pub use service::{Instance, InstanceState, Member, PlacementPolicy, Service, ServiceSpec};
 pub use template::{

@@ -175,6 +175,10 @@ pub struct Instance {
     pub ip: Option<IpAddr>,
     /// Its desired state.
     pub state: InstanceState,
+    /// The port its agent gave it, as reported with its health (`None` until then; rows stored
+    /// before the registry have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 impl Instance {
@@ -679,6 +683,7 @@ impl Fleet {
             resources: slot.resources,
             ip: Some(ip),
             state: InstanceState::Placed,
+            port: None,
         };
         self.put_instance(txn, id, Some(instance));
         Ok((id, choice))
@@ -736,6 +741,7 @@ impl Fleet {
             resources: slot.resources,
             ip: None,
             state: InstanceState::Pending { reason },
+            port: None,
         };
         self.put_instance(txn, id, Some(instance));
         id
@@ -799,6 +805,7 @@ impl Fleet {
                     placed.host = Some(choice.host.clone());
                     placed.ip = Some(ip);
                     placed.state = InstanceState::Placed;
+                    placed.port = None;
                     self.put_instance(txn, id, Some(placed));
                     txn.event(placed_event(
                         EventKind::InstancePlaced,

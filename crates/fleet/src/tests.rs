@@ -1274,3 +1274,145 @@ fn heartbeats_only_move_forward_and_skip_settling() {
     assert!(fleet.detect_down_hosts(5_005, 5_000).unwrap().is_empty());
     assert!(!fleet.detect_down_hosts(5_006, 5_000).unwrap().is_empty());
 }
+
+#[test]
+fn endpoints_list_placed_instances_with_reported_ports_and_health() {
+    let mut fleet = fleet(2, 2);
+    fleet
+        .create_service(spec("web", 2, &["web_dc1", "web_dc2"]))
+        .unwrap();
+    let listed = fleet.service_endpoints(&service("web")).unwrap();
+    assert_eq!(listed.endpoints.len(), 4);
+    assert_eq!(listed.version.len(), 16);
+    for endpoint in &listed.endpoints {
+        let instance = fleet.instance(endpoint.instance).unwrap();
+        assert_eq!(Some(&endpoint.host), instance.host.as_ref());
+        assert_eq!(endpoint.data_center, instance.data_center);
+        assert_eq!(Some(endpoint.ip), instance.ip);
+        assert_eq!(endpoint.port, None, "not reported yet");
+        assert_eq!(endpoint.weight, ENDPOINT_WEIGHT_FULL);
+        assert!(!endpoint.healthy && !endpoint.draining);
+    }
+    let ids: Vec<InstanceId> = listed.endpoints.iter().map(|e| e.instance).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "by instance id");
+
+    let id = ids[0];
+    fleet.instance_healthy_at(id, Some(20_001)).unwrap();
+    let healthy = fleet.service_endpoints(&service("web")).unwrap();
+    assert_ne!(healthy.version, listed.version);
+    assert_eq!(healthy.endpoints[0].port, Some(20_001));
+    assert!(healthy.endpoints[0].healthy);
+    assert_eq!(fleet.instance(id).unwrap().port, Some(20_001));
+
+    // The same report again changes nothing, nor does one without a port.
+    assert!(
+        fleet
+            .instance_healthy_at(id, Some(20_001))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(fleet.instance_healthy(id).unwrap().is_empty());
+    assert_eq!(fleet.service_endpoints(&service("web")).unwrap(), healthy);
+
+    // A restart on another port: the port follows.
+    let outcome = fleet.instance_healthy_at(id, Some(20_007)).unwrap();
+    assert!(matches!(
+        outcome.changes.as_slice(),
+        [Change::InstanceUpdated { instance }] if instance.port == Some(20_007)
+    ));
+    let moved = fleet.service_endpoints(&service("web")).unwrap();
+    assert_eq!(moved.endpoints[0].port, Some(20_007));
+    assert_ne!(moved.version, healthy.version);
+
+    assert_eq!(
+        fleet
+            .service_endpoints(&service("nope"))
+            .unwrap_err()
+            .class(),
+        ErrorClass::NotFound
+    );
+}
+
+#[test]
+fn endpoints_of_a_lost_host_are_replaced_in_the_same_data_center() {
+    let mut fleet = fleet(1, 2);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let before = fleet.service_endpoints(&service("web")).unwrap();
+    let lost = before.endpoints[0].clone();
+    fleet
+        .instance_healthy_at(lost.instance, Some(20_000))
+        .unwrap();
+    // Only the other host heartbeats.
+    let other = if lost.host == host("dc1-h1") {
+        host("dc1-h2")
+    } else {
+        host("dc1-h1")
+    };
+    fleet.heartbeat(&other, 9_000).unwrap();
+    fleet.detect_down_hosts(10_000, 5_000).unwrap();
+    let after = fleet.service_endpoints(&service("web")).unwrap();
+    assert_eq!(after.endpoints.len(), 1);
+    let replacement = &after.endpoints[0];
+    assert_ne!(replacement.instance, lost.instance);
+    assert_eq!(replacement.host, other);
+    assert_eq!(replacement.data_center, dc("dc1"));
+    assert_eq!((replacement.port, replacement.healthy), (None, false));
+    assert_ne!(after.version, before.version);
+}
+
+#[test]
+fn endpoints_being_drained_or_replaced_are_draining() {
+    let mut fleet = fleet(1, 2);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let old = fleet.service_endpoints(&service("web")).unwrap().endpoints[0].clone();
+    fleet
+        .instance_healthy_at(old.instance, Some(20_000))
+        .unwrap();
+    fleet.drain_host(&old.host).unwrap();
+    let DrainStep::AwaitHealthy { replacement, .. } = fleet.drain_status(&old.host).unwrap().next
+    else {
+        panic!("a replacement is expected");
+    };
+    let during = fleet.service_endpoints(&service("web")).unwrap().endpoints;
+    assert_eq!(during.len(), 2);
+    assert!(
+        during[0].healthy && during[0].draining,
+        "the old one: {during:?}"
+    );
+    assert!(
+        !during[1].healthy && !during[1].draining,
+        "the new one: {during:?}"
+    );
+    fleet
+        .instance_healthy_at(replacement, Some(20_100))
+        .unwrap();
+    let stopping = fleet.service_endpoints(&service("web")).unwrap().endpoints;
+    assert!(
+        stopping[0].draining && !stopping[0].healthy,
+        "told to stop: {stopping:?}"
+    );
+    assert!(stopping[1].healthy && !stopping[1].draining);
+    fleet.instance_stopped(old.instance).unwrap();
+    let done = fleet.service_endpoints(&service("web")).unwrap().endpoints;
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].instance, done[0].port),
+        (replacement, Some(20_100))
+    );
+}
+
+#[test]
+fn instance_ports_survive_a_snapshot_and_old_rows_load_without_one() {
+    let mut fleet = fleet(1, 1);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let id = fleet.service_instances(&service("web"))[0].id;
+    fleet.instance_healthy_at(id, Some(20_003)).unwrap();
+    let restored = Fleet::restore(fleet.snapshot()).unwrap();
+    assert_eq!(restored.instance(id).unwrap().port, Some(20_003));
+
+    let mut row = serde_json::to_value(fleet.instance(id).unwrap()).unwrap();
+    assert_eq!(row["port"], 20_003);
+    row.as_object_mut().unwrap().remove("port");
+    let old: Instance = serde_json::from_value(row).unwrap();
+    assert_eq!(old.port, None);
+}

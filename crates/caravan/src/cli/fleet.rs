@@ -333,6 +333,15 @@ pub enum ServiceCommand {
         /// Service name.
         name: ServiceName,
     },
+    /// Show a service's endpoints (the service registry): instance, host, data center, ip,
+    /// port, weight, healthy, draining.
+    Endpoints {
+        /// Service name.
+        name: ServiceName,
+        /// Print them again on every change, until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Report placement problems; exits non-zero when there are some.
     Check {
         /// Service name.

@@ -21,6 +21,10 @@ use crate::cli::fleet::{
 use crate::output::Printer;
 
 /// Runs a fleet command.
+/// How long each request of `caravan service endpoints --watch` waits for a change (the
+/// server's longest long poll).
+const ENDPOINTS_WATCH_WAIT_MS: u64 = 30_000;
+
 pub async fn run(client: &Client, printer: &Printer, command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Zone(command) => zone(client, printer, command).await,
@@ -438,6 +442,23 @@ async fn service(
         }
         ServiceCommand::List => printer.services(&client.services().await?),
         ServiceCommand::Show { name } => printer.service(&client.service(name).await?),
+        ServiceCommand::Endpoints { name, watch } => {
+            let mut known = client.service_endpoints(name).await?;
+            printer.endpoints(name, &known)?;
+            if !*watch {
+                return Ok(());
+            }
+            // Until interrupted (or an error: the service deleted, the server gone).
+            loop {
+                let next = client
+                    .service_endpoints_since(name, &known.version, ENDPOINTS_WATCH_WAIT_MS)
+                    .await?;
+                if next.version != known.version {
+                    printer.endpoints(name, &next)?;
+                }
+                known = next;
+            }
+        }
         ServiceCommand::Check { name } => {
             let report = client.check_service(name).await?;
             printer.check(&report)?;

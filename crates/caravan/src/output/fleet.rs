@@ -6,8 +6,8 @@ use caravan_api::fleet::{
 };
 use caravan_fleet::{
     CheckReport, DataCenter, DesiredAction, DesiredInstance, DrainStatus, DrainStep, Instance,
-    InstanceState, Migration, MoveState, Probe, Resource, ResourceOverride, Resources, Template,
-    Zone,
+    InstanceState, Migration, MoveState, Probe, Resource, ResourceOverride, Resources,
+    ServiceEndpoints, ServiceName, Template, Zone,
 };
 use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
@@ -345,6 +345,50 @@ impl Printer {
         Ok(())
     }
 
+    pub fn endpoints(
+        &self,
+        service: &ServiceName,
+        answer: &ServiceEndpoints,
+    ) -> anyhow::Result<()> {
+        if self.format == Output::Json {
+            return self.json(answer);
+        }
+        let healthy = answer
+            .endpoints
+            .iter()
+            .filter(|e| e.healthy && !e.draining)
+            .count();
+        println!(
+            "service {service}: {} endpoints, {healthy} healthy and not draining (version {})",
+            answer.endpoints.len(),
+            answer.version
+        );
+        let mut table = table(&[
+            "INSTANCE",
+            "HOST",
+            "DATA CENTER",
+            "IP",
+            "PORT",
+            "WEIGHT",
+            "HEALTHY",
+            "DRAINING",
+        ]);
+        for endpoint in &answer.endpoints {
+            table.add_row(vec![
+                endpoint.instance.to_string(),
+                endpoint.host.to_string(),
+                endpoint.data_center.to_string(),
+                endpoint.ip.to_string(),
+                endpoint.port.map_or("-".to_owned(), |p| p.to_string()),
+                endpoint.weight.to_string(),
+                yes_no(endpoint.healthy),
+                yes_no(endpoint.draining),
+            ]);
+        }
+        println!("{table}");
+        Ok(())
+    }
+
     pub fn check(&self, report: &CheckReport) -> anyhow::Result<()> {
         if self.format == Output::Json {
             return self.json(report);
@@ -600,6 +644,10 @@ fn instance_table(instances: &[Instance], with_service: bool) -> Table {
         table.add_row(row);
     }
     table
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
 }
 
 fn print_fields(fields: &[(&str, String)]) {

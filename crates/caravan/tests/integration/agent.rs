@@ -2,8 +2,9 @@
 //! (two data centers of two hosts), running `caravan sample-app` instances. Deploy, a server
 //! restart under running instances, scale up and down, an instance crash, the loss of a host (its
 //! instances rescheduled and started by another agent, timed), agent restarts that never
-//! duplicate an instance, an instance turning unhealthy, a service deleted, an agent stopped. And
-//! the long poll of desired instances.
+//! duplicate an instance, an instance turning unhealthy, a service deleted, an agent stopped; the
+//! service registry throughout (its endpoints, its watch and how fast it learns of a change).
+//! And the long poll of desired instances.
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -353,6 +354,161 @@ fn wait_serving(
     })
 }
 
+/// `GET /api/v1/fleet/services/{service}/endpoints` (the service registry), long-polling from
+/// `since` (version, wait_ms) if given: status, body, and when the answer arrived.
+fn endpoints(
+    url: &str,
+    token: &str,
+    service: &str,
+    since: Option<(&str, u64)>,
+) -> (u16, Value, Instant) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let mut address = format!("{url}/api/v1/fleet/services/{service}/endpoints");
+    if let Some((version, wait_ms)) = since {
+        address.push_str(&format!("?version={version}&wait_ms={wait_ms}"));
+    }
+    let response = client.get(address).bearer_auth(token).send().unwrap();
+    let status = response.status().as_u16();
+    let body = response.json().unwrap_or(Value::Null);
+    (status, body, Instant::now())
+}
+
+/// `caravan service endpoints SERVICE --watch`, its standard output collected; killed when
+/// dropped.
+struct CliWatch {
+    child: Option<Child>,
+    output: Arc<Mutex<String>>,
+}
+
+impl CliWatch {
+    fn start(url: &str, token: &str, service: &str) -> CliWatch {
+        let mut child = Command::new(caravan_bin())
+            .args(["--server", url, "--token", token])
+            .args(["service", "endpoints", service, "--watch"])
+            .env_remove("CARAVAN_TOKEN")
+            .env_remove("CARAVAN_SERVER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn caravan service endpoints --watch");
+        let mut stdout = child.stdout.take().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let collected = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
+                collected
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        });
+        CliWatch {
+            child: Some(child),
+            output,
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for CliWatch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The instance id of an endpoint, as `i-N`.
+fn endpoint_id(endpoint: &Value) -> String {
+    format!("i-{}", endpoint["instance"])
+}
+
+/// Whether the registry of `web` lists exactly the serving instances: on their hosts and data
+/// centers, with addresses of their data center's range, on the ports that answer, healthy, not
+/// draining, full weight. Answers the registry's answer, or what differs.
+fn registry_matches(
+    server: &TestServer,
+    admin: &str,
+    serving: &BTreeMap<String, (String, Record)>,
+) -> Result<Value, String> {
+    let (status, answer, _) = endpoints(&server.url, admin, "web", None);
+    if status != 200 {
+        return Err(format!("{status} {answer}"));
+    }
+    let listed = answer["endpoints"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<String> = listed.iter().map(endpoint_id).collect();
+    if ids != serving.keys().cloned().collect::<Vec<_>>() {
+        return Err(format!("endpoints {ids:?}, serving {:?}", serving.keys()));
+    }
+    for endpoint in &listed {
+        let id = endpoint_id(endpoint);
+        let (host, record) = &serving[&id];
+        let data_center = &host[..3];
+        let range = format!("10.{}.0.", &data_center[2..]);
+        let expected = (
+            json!(host),
+            json!(data_center),
+            json!(record.port),
+            json!(true),
+            json!(false),
+            json!(100),
+        );
+        let actual = (
+            endpoint["host"].clone(),
+            endpoint["data_center"].clone(),
+            endpoint["port"].clone(),
+            endpoint["healthy"].clone(),
+            endpoint["draining"].clone(),
+            endpoint["weight"].clone(),
+        );
+        if actual != expected
+            || !endpoint["ip"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&range)
+        {
+            return Err(format!(
+                "{id}: {endpoint}, expected {expected:?} in {range}*"
+            ));
+        }
+        match sample_get(record.port) {
+            Some(answer) if answer["instance"] == json!(id) => {}
+            other => return Err(format!("{id} on port {}: {other:?}", record.port)),
+        }
+    }
+    Ok(answer)
+}
+
+/// Waits (at most [`WAIT`]) until [`registry_matches`]; the registry may lag a process by one
+/// agent round (its healthy report).
+fn wait_registry(
+    server: &TestServer,
+    admin: &str,
+    serving: &BTreeMap<String, (String, Record)>,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match registry_matches(server, admin, serving) {
+            Ok(answer) => return answer,
+            Err(why) if Instant::now() >= deadline => panic!("registry: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 fn ok(server: &TestServer, admin: &str, method: &str, path: &str, body: Value) -> Value {
     let (status, answer) = server.call(method, path, Some(admin), Some(body));
     assert!(
@@ -481,6 +637,29 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     let serving = wait_serving(&server, &admin, &agents.iter().collect::<Vec<_>>(), 2);
     let first_ids: Vec<String> = serving.keys().cloned().collect();
 
+    // The registry lists both, where they run, on the ports that answer, healthy; for the
+    // owner tenant's `fleet:read` tokens (another tenant's get 404), and in the CLI.
+    let registry = wait_registry(&server, &admin, &serving);
+    server.create_tenant("other");
+    for (tenant, expected) in [("payments", 200), ("other", 404)] {
+        let token = server.create_token(json!({"name": format!("{tenant} reader"),
+            "kind": "tenant", "tenant": tenant, "scopes": ["fleet:read"]}));
+        let (status, answer, _) = endpoints(&server.url, &token, "web", None);
+        assert_eq!(status, expected, "{tenant}: {answer}");
+        if status == 200 {
+            assert_eq!(answer, registry);
+        }
+    }
+    let table =
+        crate::harness::stdout_ok(&server.cli(Some(&admin), &["service", "endpoints", "web"]));
+    for (id, (host, record)) in &serving {
+        assert!(
+            table.contains(id.as_str()) && table.contains(host.as_str()),
+            "{table}"
+        );
+        assert!(table.contains(&record.port.to_string()), "{table}");
+    }
+
     // The server restarts: the instances keep running through the outage, the agents notice,
     // reconnect and heartbeat again, and nothing is restarted or moved.
     assert!(server.terminate().success());
@@ -503,6 +682,31 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     });
     let after_restart = wait_serving(&server, &admin, &agents.iter().collect::<Vec<_>>(), 2);
     assert_eq!(after_restart, serving, "same instances, same processes");
+    // The ports were persisted with the instances.
+    assert_eq!(
+        registry_matches(&server, &admin, &serving).unwrap()["endpoints"],
+        registry["endpoints"]
+    );
+
+    // A watch without change answers the same version once its wait is over (heartbeats keep
+    // changing the fleet meanwhile, not the endpoints)...
+    let version = registry["version"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let (status, same, _) = endpoints(&server.url, &admin, "web", Some((&version, 300)));
+    assert_eq!((status, &same["version"]), (200, &registry["version"]));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // ... and a change (the scale-up below) wakes a waiting watch at once; the CLI's watch
+    // prints the table again.
+    let mut cli_watch = CliWatch::start(&server.url, &admin, "web");
+    wait_for("the CLI watch's first table", || {
+        cli_watch.output().contains("2 endpoints").then_some(())
+    });
+    let watcher = {
+        let (url, admin, version) = (server.url.clone(), admin.clone(), version.clone());
+        std::thread::spawn(move || endpoints(&url, &admin, "web", Some((&version, 20_000))))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let changed_at = Instant::now();
 
     // Scale up to two groups, then back down to one: the removed instances' processes end.
     ok(
@@ -512,7 +716,29 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
         "/api/v1/fleet/services/web",
         json!({"groups": 2}),
     );
+    let (status, changed, answered_at) = watcher.join().unwrap();
+    let latency = answered_at.saturating_duration_since(changed_at);
+    println!("registry watch: a scale-up reached a waiting watcher {latency:?} after the request");
+    assert_eq!(status, 200, "{changed}");
+    assert_ne!(changed["version"], registry["version"]);
+    let listed = changed["endpoints"].as_array().unwrap();
+    assert_eq!(listed.len(), 4, "{changed}");
+    let new_ones: Vec<&Value> = listed
+        .iter()
+        .filter(|e| !serving.contains_key(&endpoint_id(e)))
+        .collect();
+    assert_eq!(new_ones.len(), 2, "{changed}");
+    assert!(new_ones.iter().all(|e| e["healthy"] == false), "{changed}");
+    assert!(latency < Duration::from_millis(500), "{latency:?}");
     let scaled = wait_serving(&server, &admin, &agents.iter().collect::<Vec<_>>(), 4);
+    wait_registry(&server, &admin, &scaled);
+    wait_for("the CLI watch showing the scale-up", || {
+        cli_watch
+            .output()
+            .contains("4 endpoints, 4 healthy")
+            .then_some(())
+    });
+    cli_watch.stop();
     ok(
         &server,
         &admin,
@@ -554,8 +780,40 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
         .map(|(id, v)| (id.clone(), v.clone()))
         .unwrap();
     let lost_index = agents.iter().position(|a| a.name == lost_host).unwrap();
+    let before_loss = wait_registry(&server, &admin, &serving);
     let killed_at = Instant::now();
     agents[lost_index].kill9();
+    // A consumer watching the registry: the lost endpoint goes, a healthy replacement in the
+    // same data center comes.
+    let registry_watch = {
+        let (url, admin) = (server.url.clone(), admin.clone());
+        let (lost, lost_host) = (lost.clone(), lost_host.clone());
+        let mut version = before_loss["version"].as_str().unwrap().to_owned();
+        std::thread::spawn(move || {
+            let mut gone = None;
+            loop {
+                let (status, answer, _) = endpoints(&url, &admin, "web", Some((&version, 5_000)));
+                assert_eq!(status, 200, "{answer}");
+                let listed = answer["endpoints"].as_array().unwrap().clone();
+                if gone.is_none() && !listed.iter().any(|e| endpoint_id(e) == lost) {
+                    gone = Some(killed_at.elapsed());
+                }
+                let replacement = listed.iter().find(|e| {
+                    e["data_center"] == "dc1"
+                        && e["host"] != json!(lost_host)
+                        && e["healthy"] == true
+                });
+                if let (Some(gone), Some(replacement)) = (gone, replacement) {
+                    return (gone, killed_at.elapsed(), replacement.clone());
+                }
+                assert!(
+                    killed_at.elapsed() < WAIT,
+                    "registry after the loss: {answer}"
+                );
+                version = answer["version"].as_str().unwrap().to_owned();
+            }
+        })
+    };
     let replacement = wait_for("a healthy replacement of the lost instance", || {
         instances(&server, &admin, "web")
             .into_iter()
@@ -581,6 +839,17 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
         sample_get(record.port).is_some().then_some(record)
     });
     assert!(record.port > 0);
+    let (gone_after, healthy_after, endpoint) = registry_watch.join().unwrap();
+    println!(
+        "registry after the host loss: {lost} gone after {} ms, replacement {} healthy after {} ms \
+         (since the kill; heartbeat timeout {HEARTBEAT_TIMEOUT_MS} ms)",
+        gone_after.as_millis(),
+        endpoint_id(&endpoint),
+        healthy_after.as_millis()
+    );
+    assert_eq!(endpoint_id(&endpoint), replacement.0, "{endpoint}");
+    assert_eq!(endpoint["host"], json!(replacement.2), "{endpoint}");
+    assert_eq!(endpoint["port"], json!(record.port), "{endpoint}");
     // The killed agent's instance still runs (nothing told it otherwise).
     assert!(alive(lost_record.pid));
 
@@ -599,6 +868,7 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     let serving = wait_serving(&server, &admin, &agents.iter().collect::<Vec<_>>(), 2);
     assert!(serving.contains_key(&replacement.0));
     assert!(agents[lost_index].records().is_empty());
+    wait_registry(&server, &admin, &serving);
 
     // An agent restarted before the timeout runs its instance again, once.
     let (kept, (kept_host, kept_record)) = serving
@@ -618,6 +888,8 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     let ids: Vec<String> = serving.keys().cloned().collect();
     assert!(ids.contains(&kept), "{ids:?}");
     assert_eq!(instances(&server, &admin, "web").len(), 2);
+    // The restarted instance's port (the same or another) is the registry's.
+    wait_registry(&server, &admin, &serving);
 
     // An instance that turns unhealthy (`fall` failed probes) is stopped and started again.
     ok(
@@ -783,4 +1055,16 @@ fn desired_instances_are_long_polled_by_version() {
     assert_eq!(body[0]["service"], "job", "{body}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(propagation < Duration::from_secs(2), "{propagation:?}");
+
+    // Healthy reports: the body (`{"port": N}`) is optional; the port goes to the registry.
+    let path = format!("/api/v1/fleet/instances/{}/healthy", body[0]["instance"]);
+    let (status, answer) = server.call("POST", &path, Some(&admin), Some(json!({"bogus": 1})));
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server.call("POST", &path, Some(&admin), Some(json!({"port": 20_123})));
+    assert_eq!(status, 204, "{answer}");
+    let (status, answer) = server.call("POST", &path, Some(&admin), None);
+    assert_eq!(status, 204, "{answer}");
+    let (_, registry, _) = endpoints(&server.url, &admin, "job", None);
+    assert_eq!(registry["endpoints"][0]["port"], 20_123, "{registry}");
+    assert_eq!(registry["endpoints"][0]["healthy"], true, "{registry}");
 }

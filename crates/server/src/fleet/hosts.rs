@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::inventory::{admin_change, parse_instance_id};
-use super::{all_or_nothing, merge, now_ms, require_owner, require_read};
+use super::{all_or_nothing, long_poll, merge, now_ms, require_owner, require_read};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -200,12 +201,6 @@ async fn heartbeat(
     Ok(Json(host))
 }
 
-/// Longest wait of a long-polling request for a host's desired instances.
-const DESIRED_WAIT_MS_MAX: u64 = 30_000;
-/// How often a waiting request for desired instances looks at the fleet again (an in-memory
-/// read; the fleet has no change notification yet).
-const DESIRED_RECHECK_MS: u64 = 25;
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct DesiredParams {
@@ -244,25 +239,18 @@ async fn desired_instances(
         .get(IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0).min(DESIRED_WAIT_MS_MAX));
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let desired = {
-            let fleet = state.fleet().read().await?;
-            fleet.desired_instances(&name)?
-        };
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0));
+    let (desired, version, changed) = long_poll(&state, wait, |fleet| {
+        let desired = fleet.desired_instances(&name)?;
         let version = desired_version(&desired)?;
-        if known.as_deref() != Some(version.as_str()) {
-            return Ok(([(ETAG, version)], Json(desired)).into_response());
-        }
-        let now = tokio::time::Instant::now();
-        // A server shutting down answers waiting agents at once (it waits for in-flight
-        // requests).
-        if now >= deadline || !state.is_ready() {
-            return Ok((StatusCode::NOT_MODIFIED, [(ETAG, version)]).into_response());
-        }
-        let recheck = Duration::from_millis(DESIRED_RECHECK_MS).min(deadline - now);
-        tokio::time::sleep(recheck).await;
+        let changed = known.as_deref() != Some(version.as_str());
+        Ok(((desired, version, changed), changed))
+    })
+    .await?;
+    if changed {
+        Ok(([(ETAG, version)], Json(desired)).into_response())
+    } else {
+        Ok((StatusCode::NOT_MODIFIED, [(ETAG, version)]).into_response())
     }
 }
 
@@ -324,22 +312,42 @@ async fn get_instance(
     Ok(Json(instance.clone()))
 }
 
-/// An agent reports an instance healthy (admin): `placed` becomes `running`; if it replaces
-/// another (a drain or migration), that one is told to stop.
+/// The optional body of an instance's healthy report.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthyReport {
+    /// The port the agent gave the instance (the service registry's endpoint).
+    #[serde(default)]
+    port: Option<u16>,
+}
+
+/// An agent reports an instance healthy (admin), optionally with the port it gave it
+/// (`{"port": 20001}`; an empty body keeps the port known): `placed` becomes `running`; if it
+/// replaces another (a drain or migration), that one is told to stop.
 #[utoipa::path(post, path = "/fleet/instances/{id}/healthy", tag = "fleet",
     params(("id" = String, Path, description = "Instance id: i-42 or 42")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    request_body(content = Object, description = "Optional: `{\"port\": 20001}`"),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, description = "The instance is pending", body = ErrorBody)))]
 async fn instance_healthy(
     State(state): State<AppState>,
     Caller(principal): Caller,
     ApiPath(id): ApiPath<String>,
+    body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    super::require_admin(&principal)?;
     let id = parse_instance_id(&id)?;
+    let report: HealthyReport = if body.iter().all(u8::is_ascii_whitespace) {
+        HealthyReport::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::invalid(format!("healthy report: {error}")))?
+    };
     admin_change(
         &state,
         &principal,
-        |fleet| fleet.instance_healthy(id),
+        |fleet| fleet.instance_healthy_at(id, report.port),
         |_| Ok(()),
     )
     .await?;

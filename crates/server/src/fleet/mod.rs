@@ -17,6 +17,8 @@
 //! - Heartbeat times are not persisted (one write per host per second would dominate the store);
 //!   at start and after a reload every `up` or `draining` host counts as having just sent one,
 //!   so it gets one full timeout to show up again.
+//! - Long polls (an agent's desired instances, a service's endpoints) wait on a `watch` channel
+//!   bumped after every commit, load and reload, not on a timer: see [`long_poll`].
 //!
 //! Access: inventory, ranges, templates, capacity and drain status are readable by admins and
 //! tenant tokens with `fleet:read`, and changed by admins only; agent calls (heartbeat, desired
@@ -32,7 +34,7 @@ mod timer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use caravan_fleet::{ErrorClass, Fleet, FleetError, Outcome, ServiceName, TenantName};
@@ -55,9 +57,20 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The in-memory fleet and its lock.
-#[derive(Default)]
 pub(crate) struct FleetState {
     cell: Arc<RwLock<Cell>>,
+    /// Bumped after every change of the in-memory fleet (commit, load, reload), while the
+    /// write lock is still held: a long poll that subscribed before reading cannot miss one.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for FleetState {
+    fn default() -> Self {
+        Self {
+            cell: Arc::default(),
+            changes: watch::Sender::new(0),
+        }
+    }
 }
 
 /// What the lock guards.
@@ -92,6 +105,18 @@ impl FleetState {
             cell.unavailable.is_none().then_some(&cell.fleet)
         })
         .map_err(|guard| unavailable(guard.unavailable.as_deref()))
+    }
+
+    /// A receiver of change notifications: `changed()` resolves after the next change of the
+    /// fleet. Subscribe (or `mark_unchanged`) before reading, then wait: nothing is missed.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Wakes the long polls: the fleet changed.
+    fn notify_changed(&self) {
+        self.changes
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// The fleet, for changing: waits for the requests before this one.
@@ -139,7 +164,11 @@ impl FleetWriter {
             (guard, result)
         });
         match task.await {
-            Ok((guard, Ok(()))) => Ok(FleetWriter { guard }),
+            Ok((guard, Ok(()))) => {
+                // Still under the write lock: woken readers see the change.
+                state.fleet().notify_changed();
+                Ok(FleetWriter { guard })
+            }
             Ok((_, Err(error))) => Err(error),
             Err(join_error) => {
                 // The commit task panicked after the fleet changed: bring memory back in line.
@@ -208,6 +237,7 @@ async fn reload_after_failure(state: &AppState, cell: &mut Cell) {
             );
         }
     }
+    state.fleet().notify_changed();
 }
 
 /// Loads the fleet from the store, places what can be placed, and starts the host-loss timer,
@@ -232,8 +262,47 @@ pub(crate) async fn start(
     let mut cell = state.fleet().cell.write().await;
     cell.fleet = fleet;
     cell.unavailable = None;
+    state.fleet().notify_changed();
     drop(cell);
     Ok(timer::spawn(state.clone(), stopping))
+}
+
+/// Longest wait of a long poll on the fleet (desired instances, service endpoints).
+pub(crate) const LONG_POLL_WAIT_MS_MAX: u64 = 30_000;
+/// How often a waiting long poll checks whether the server is shutting down (changes wake it
+/// at once).
+const LONG_POLL_SHUTDOWN_CHECK_MS: u64 = 250;
+
+/// A long poll: `look` reads the fleet and answers what to send and whether it differs from
+/// what the caller knows; if it does not, waits for fleet changes (woken by each commit) until
+/// it does or `wait` runs out (at most [`LONG_POLL_WAIT_MS_MAX`]), or the server shuts down
+/// (waiting clients are answered at once: shutdown waits for in-flight requests). Answers the
+/// last look.
+pub(crate) async fn long_poll<T>(
+    state: &AppState,
+    wait: Duration,
+    mut look: impl FnMut(&Fleet) -> Result<(T, bool), ApiError>,
+) -> Result<T, ApiError> {
+    let wait = wait.min(Duration::from_millis(LONG_POLL_WAIT_MS_MAX));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = state.fleet().subscribe();
+    loop {
+        // Marked seen before reading: a change after this read wakes the wait below.
+        changes.borrow_and_update();
+        let (answer, differs) = {
+            let fleet = state.fleet().read().await?;
+            look(&fleet)?
+        };
+        let now = tokio::time::Instant::now();
+        if differs || now >= deadline || !state.is_ready() {
+            return Ok(answer);
+        }
+        let nap = (deadline - now).min(Duration::from_millis(LONG_POLL_SHUTDOWN_CHECK_MS));
+        if let Ok(Err(_)) = tokio::time::timeout(nap, changes.changed()).await {
+            // No sender (it lives as long as the state): fall back to rechecking.
+            tokio::time::sleep(nap).await;
+        }
+    }
 }
 
 /// Deletes a tenant, consulting the fleet first: a tenant that owns services is refused (the

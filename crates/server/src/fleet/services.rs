@@ -1,6 +1,8 @@
 //! `/api/v1/fleet/{services,capacity,quotas,events}`: services and their placement, checks and
 //! migrations, capacity, tenant quotas and the audit log.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +12,7 @@ use caravan_api::fleet::{
 };
 use caravan_fleet::{
     CheckReport, Fleet, FleetError, GroupShape, InstanceState, Migration, ResourceOverride,
-    Resources, Service, ServiceName, ServiceSpec, TemplateName, TenantName,
+    Resources, Service, ServiceEndpoints, ServiceName, ServiceSpec, TemplateName, TenantName,
 };
 use caravan_store::FleetEventFilter;
 use caravan_tenancy::{Principal, Scope};
@@ -19,7 +21,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::inventory::admin_change;
-use super::{OwnerHints, ensure_tenant_exists, fleet_tenant, require_owner, require_read, sees};
+use super::{
+    OwnerHints, ensure_tenant_exists, fleet_tenant, long_poll, require_owner, require_read, sees,
+};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -30,6 +34,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_services, create_service))
         .routes(routes!(get_service, update_service, delete_service))
+        .routes(routes!(service_endpoints))
         .routes(routes!(check_service))
         .routes(routes!(migrate_service))
         .routes(routes!(capacity))
@@ -162,6 +167,46 @@ async fn get_service(
     let fleet = state.fleet().read().await?;
     owned_service(&fleet, &principal, &name, Scope::FleetRead)?;
     Ok(Json(service_view(&fleet, &name)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct EndpointsParams {
+    /// With `version`: wait up to this many milliseconds (at most 30000) for the endpoints to
+    /// differ from that version; the answer is the current endpoints either way.
+    wait_ms: Option<u64>,
+    /// The version the caller knows (from a previous answer).
+    version: Option<String>,
+}
+
+/// The service registry: a service's endpoints (instance, host, data center, ip, port, weight,
+/// healthy, draining) and their version (admin, or the owner tenant with `fleet:read`). With
+/// `version` and `wait_ms`, a long poll: answers as soon as the endpoints differ from that
+/// version (woken by every fleet change), or with the same version once `wait_ms` has passed.
+#[utoipa::path(get, path = "/fleet/services/{name}/endpoints", tag = "fleet",
+    params(("name" = String, Path, description = "Service name"), EndpointsParams),
+    responses((status = 200, description = "`{\"version\": \"...\", \"endpoints\": [...]}`", body = Object),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn service_endpoints(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(name): ApiPath<ServiceName>,
+    ApiQuery(params): ApiQuery<EndpointsParams>,
+) -> Result<Json<ServiceEndpoints>, ApiError> {
+    let wait = Duration::from_millis(match params.version {
+        Some(_) => params.wait_ms.unwrap_or(0),
+        None => 0,
+    });
+    let known = params.version;
+    let endpoints = long_poll(&state, wait, |fleet| {
+        // Checked on every look: the service may be deleted, or change hands, while waiting.
+        owned_service(fleet, &principal, &name, Scope::FleetRead)?;
+        let endpoints = fleet.service_endpoints(&name)?;
+        let differs = known.as_deref() != Some(endpoints.version.as_str());
+        Ok((endpoints, differs))
+    })
+    .await?;
+    Ok(Json(endpoints))
 }
 
 /// Scales (`groups`), resizes (`resources`), or changes the templates or policy of a service,

@@ -1,0 +1,109 @@
+//! The service registry: where a service's instances can be reached, and in what condition.
+//!
+//! An endpoint is an instance that has a host and an address (pending instances have neither):
+//! its host and data center, its address (its lease), the port its agent gave it (reported with
+//! its health), a weight, whether it is healthy (reported healthy by its agent and not since
+//! stopped or lost: lost instances are removed from the fleet) and whether it is draining (its
+//! host is draining, or it is being replaced). A consumer sends traffic to the endpoints that
+//! are healthy and not draining, in proportion to their weights.
+//!
+//! The version of a service's endpoints is a hash of them: it changes exactly when they do, so
+//! that watchers (long polls) are woken only by changes they care about.
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fleet::Fleet;
+use crate::{DcName, FleetError, HostName, HostState, InstanceId, InstanceState, ServiceName};
+
+/// The weight of an endpoint that takes its full share of traffic. Every endpoint has it for
+/// now; a warm-up ramp will start new instances lower.
+pub const ENDPOINT_WEIGHT_FULL: u32 = 100;
+
+/// One instance of a service, as its consumers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Its host.
+    pub host: HostName,
+    /// Its data center.
+    pub data_center: DcName,
+    /// Its address (its lease).
+    pub ip: IpAddr,
+    /// The port its agent gave it; `None` until its agent reports it (with its health).
+    pub port: Option<u16>,
+    /// Its share of traffic relative to the others ([`ENDPOINT_WEIGHT_FULL`] for now).
+    pub weight: u32,
+    /// Reported healthy by its agent (and not since stopped or lost).
+    pub healthy: bool,
+    /// Its host is draining, or it is being replaced (a move, or told to stop): send it no new
+    /// traffic.
+    pub draining: bool,
+}
+
+/// A service's endpoints and their version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    /// Changes exactly when the endpoints do (a hash of them, 16 hexadecimal digits).
+    pub version: String,
+    /// The endpoints, by instance id.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl ServiceEndpoints {
+    /// The endpoints with their version.
+    pub fn new(endpoints: Vec<Endpoint>) -> Self {
+        // `DefaultHasher::new()` has fixed keys: the same endpoints give the same version.
+        let mut hasher = std::hash::DefaultHasher::new();
+        endpoints.hash(&mut hasher);
+        Self {
+            version: format!("{:016x}", hasher.finish()),
+            endpoints,
+        }
+    }
+}
+
+impl Fleet {
+    /// The endpoints of a service, by instance id.
+    pub fn service_endpoints(&self, service: &ServiceName) -> Result<ServiceEndpoints, FleetError> {
+        if self.service(service).is_none() {
+            return Err(FleetError::not_found(ServiceName::KIND, service));
+        }
+        let mut instances = self.service_instances(service);
+        instances.sort_by_key(|instance| instance.id);
+        let endpoints = instances
+            .into_iter()
+            .filter_map(|instance| {
+                let host = instance.host.clone()?;
+                let ip = instance.ip?;
+                let host_draining = self
+                    .host(&host)
+                    .is_some_and(|record| record.state == HostState::Draining);
+                let replaced = self
+                    .ix
+                    .move_of
+                    .get(&instance.id)
+                    .and_then(|move_id| self.moves.get(move_id))
+                    .is_some_and(|move_| move_.instance == instance.id);
+                Some(Endpoint {
+                    instance: instance.id,
+                    data_center: instance.data_center.clone(),
+                    host,
+                    ip,
+                    port: instance.port,
+                    weight: ENDPOINT_WEIGHT_FULL,
+                    healthy: instance.state == InstanceState::Running,
+                    draining: host_draining
+                        || replaced
+                        || instance.state == InstanceState::Stopping,
+                })
+            })
+            .collect();
+        Ok(ServiceEndpoints::new(endpoints))
+    }
+}
