@@ -586,7 +586,18 @@ impl Agent {
                         }
                     }
                     Transition::Unhealthy => {
+                        let was_reported = slot.reported_healthy;
+                        slot.healthy = false;
+                        slot.reported_healthy = false;
                         tracing::warn!(%instance, "instance unhealthy: restarting it");
+                        // Out of the registry's healthy endpoints at once (best effort: if the
+                        // server is away, the next healthy report sets it right).
+                        if was_reported
+                            && self.server_reachable
+                            && let Err(error) = self.client.instance_unhealthy(instance).await
+                        {
+                            tracing::warn!(%instance, %error, "cannot report the instance unhealthy");
+                        }
                         self.stop(instance, true);
                     }
                 }

@@ -237,6 +237,15 @@ impl Client {
         .await
     }
 
+    /// Reports a running instance unhealthy (what its agent does after `fall` failed probes).
+    pub async fn instance_unhealthy(&self, id: InstanceId) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/api/v1/fleet/instances/{}/unhealthy", id.0),
+        ))
+        .await
+    }
+
     /// Reports a stopping instance stopped (what its agent does).
     pub async fn instance_stopped(&self, id: InstanceId) -> Result<(), ClientError> {
         self.send(self.request(

@@ -397,6 +397,36 @@ impl Fleet {
         .map(|((), outcome)| outcome)
     }
 
+    /// The agent reports a `running` instance unhealthy (it failed `fall` probes in a row): it
+    /// goes back to `placed`, out of the service registry's healthy endpoints, until its agent
+    /// reports it healthy again (the agent restarts it meanwhile). An instance that is not
+    /// running changes nothing: reports may arrive late, or twice.
+    pub fn instance_unhealthy(&mut self, id: InstanceId) -> Result<Outcome, FleetError> {
+        self.transact(|fleet, txn| {
+            let Some(instance) = fleet.instances.get(&id).cloned() else {
+                return Err(FleetError::not_found("instance", id));
+            };
+            if instance.state != InstanceState::Running {
+                return Ok(());
+            }
+            let mut unhealthy = instance;
+            unhealthy.state = InstanceState::Placed;
+            let mut event = Event::new(
+                EventKind::InstanceUnhealthy,
+                format!("{id} ({}) is unhealthy", unhealthy.describe()),
+            )
+            .service(&unhealthy.service)
+            .instance(id);
+            if let Some(host) = &unhealthy.host {
+                event = event.host(host);
+            }
+            txn.event(event);
+            fleet.put_instance(txn, id, Some(unhealthy));
+            Ok(())
+        })
+        .map(|((), outcome)| outcome)
+    }
+
     /// The agent reports a `stopping` instance stopped: it is removed (its lease released) and
     /// its move is done; the next move of a drain starts.
     pub fn instance_stopped(&mut self, id: InstanceId) -> Result<Outcome, FleetError> {

@@ -210,6 +210,8 @@ pub enum EventKind {
     InstanceResized,
     /// An instance became healthy.
     InstanceHealthy,
+    /// A running instance failed its health checks.
+    InstanceUnhealthy,
     /// An instance was told to stop (its replacement is healthy).
     InstanceStopping,
     /// An instance was removed.

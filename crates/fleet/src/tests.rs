@@ -1260,6 +1260,46 @@ fn instance_reports_are_checked() {
 }
 
 #[test]
+fn an_unhealthy_instance_leaves_the_healthy_endpoints_until_healthy_again() {
+    let mut fleet = fleet(1, 1);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let id = fleet.service_instances(&service("web"))[0].id;
+    assert!(
+        fleet.instance_unhealthy(id).unwrap().is_empty(),
+        "a placed instance is not running: nothing changes"
+    );
+    fleet.instance_healthy_at(id, Some(20_001)).unwrap();
+    let healthy =
+        |fleet: &Fleet| fleet.service_endpoints(&service("web")).unwrap().endpoints[0].healthy;
+    assert!(healthy(&fleet));
+    let outcome = fleet.instance_unhealthy(id).unwrap();
+    assert_eq!(fleet.instance(id).unwrap().state, InstanceState::Placed);
+    assert!(!healthy(&fleet));
+    assert!(
+        outcome
+            .events
+            .iter()
+            .any(|event| event.kind == EventKind::InstanceUnhealthy && event.instance == Some(id)),
+        "{outcome:?}"
+    );
+    assert!(
+        fleet.instance_unhealthy(id).unwrap().is_empty(),
+        "idempotent"
+    );
+    fleet.instance_healthy(id).unwrap();
+    assert!(healthy(&fleet));
+    assert_eq!(
+        fleet.service_endpoints(&service("web")).unwrap().endpoints[0].port,
+        Some(20_001),
+        "the port is kept"
+    );
+    assert_eq!(
+        refused(&mut fleet, |f| f.instance_unhealthy(InstanceId(99))).to_string(),
+        "instance i-99 does not exist"
+    );
+}
+
+#[test]
 fn heartbeats_only_move_forward_and_skip_settling() {
     let mut fleet = fleet(1, 1);
     let outcome = fleet.heartbeat(&host("dc1-h1"), 5).unwrap();

@@ -370,6 +370,12 @@ pub enum InstanceCommand {
         /// Instance id.
         id: String,
     },
+    /// Report a running instance unhealthy (what its agent does): it leaves the registry's
+    /// healthy endpoints until reported healthy again.
+    Unhealthy {
+        /// Instance id.
+        id: String,
+    },
     /// Report a stopping instance stopped (what its agent does): it is removed.
     Stopped {
         /// Instance id.

@@ -497,6 +497,11 @@ async fn instance(
             client.instance_healthy(id).await?;
             printer.done(&format!("instance {id} reported healthy"))
         }
+        InstanceCommand::Unhealthy { id } => {
+            let id = instance_id(id)?;
+            client.instance_unhealthy(id).await?;
+            printer.done(&format!("instance {id} reported unhealthy"))
+        }
         InstanceCommand::Stopped { id } => {
             let id = instance_id(id)?;
             client.instance_stopped(id).await?;

@@ -920,6 +920,19 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
         let record = flaky_agent.records().remove(&flaky.0)?;
         (record.pid != first.pid).then_some(())
     });
+    // Its agent reported it: an event, and it left the healthy endpoints meanwhile.
+    wait_for("the unhealthy report in the fleet's events", || {
+        let (_, events) = server.call(
+            "GET",
+            "/api/v1/fleet/events?service=flaky",
+            Some(&admin),
+            None,
+        );
+        events.as_array()?.iter().find(|event| {
+            event["kind"] == "instance_unhealthy" && event["instance"] == flaky.0.as_str()
+        })?;
+        Some(())
+    });
     assert!(
         flaky_agent.log().contains(&format!(
             "instance unhealthy: restarting it instance={}",

@@ -36,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_instance))
         .routes(routes!(instance_healthy))
         .routes(routes!(instance_stopped))
+        .routes(routes!(instance_unhealthy))
 }
 
 fn host_not_found(name: &HostName) -> FleetError {
@@ -348,6 +349,27 @@ async fn instance_healthy(
         &state,
         &principal,
         |fleet| fleet.instance_healthy_at(id, report.port),
+        |_| Ok(()),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An agent reports a `running` instance unhealthy (admin): it goes back to `placed`, out of
+/// the service registry's healthy endpoints, until reported healthy again. An event records it.
+#[utoipa::path(post, path = "/fleet/instances/{id}/unhealthy", tag = "fleet",
+    params(("id" = String, Path, description = "Instance id: i-42 or 42")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn instance_unhealthy(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_instance_id(&id)?;
+    admin_change(
+        &state,
+        &principal,
+        |fleet| fleet.instance_unhealthy(id),
         |_| Ok(()),
     )
     .await?;
