@@ -36,46 +36,32 @@ const IGNORED_KEYS: [&str; 9] = [
     "profile",
 ];
 
-/// `GET|POST /_search`: every tenant the caller may read.
-pub(crate) async fn search_all(
+/// `GET|POST /_search` (every tenant the caller may read) and `/{index}/_search` (index
+/// names, comma lists and `*` patterns).
+pub(crate) async fn search(
     State(state): State<AppState>,
     Caller(principal): Caller,
+    index: Option<Path<String>>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    search_indices(state, principal, "*".to_owned(), params, body).await
+    search_indices(state, principal, index_or_all(index), params, body).await
 }
 
-/// `GET|POST /{index}/_search`: index names, comma lists and `*` patterns.
-pub(crate) async fn search_index(
+/// `GET|POST /_count` and `/{index}/_count`.
+pub(crate) async fn count(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(index): Path<String>,
+    index: Option<Path<String>>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    search_indices(state, principal, index, params, body).await
+    count_indices(state, principal, index_or_all(index), params, body).await
 }
 
-/// `GET|POST /_count`.
-pub(crate) async fn count_all(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    ApiQuery(params): ApiQuery<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    count_indices(state, principal, "*".to_owned(), params, body).await
-}
-
-/// `GET|POST /{index}/_count`.
-pub(crate) async fn count_index(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    Path(index): Path<String>,
-    ApiQuery(params): ApiQuery<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    count_indices(state, principal, index, params, body).await
+/// The index pattern of the path, or every index when the path names none.
+fn index_or_all(index: Option<Path<String>>) -> String {
+    index.map_or_else(|| "*".to_owned(), |Path(index)| index)
 }
 
 async fn count_indices(

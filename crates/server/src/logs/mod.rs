@@ -46,21 +46,15 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             get(get_doc).post(doc_with_id).put(doc_with_id),
         )
         .route("/{index}/_create/{id}", post(doc_create).put(doc_create))
-        .route(
-            "/_search",
-            get(es_search::search_all).post(es_search::search_all),
-        )
+        .route("/_search", get(es_search::search).post(es_search::search))
         .route(
             "/{index}/_search",
-            get(es_search::search_index).post(es_search::search_index),
+            get(es_search::search).post(es_search::search),
         )
-        .route(
-            "/_count",
-            get(es_search::count_all).post(es_search::count_all),
-        )
+        .route("/_count", get(es_search::count).post(es_search::count))
         .route(
             "/{index}/_count",
-            get(es_search::count_index).post(es_search::count_index),
+            get(es_search::count).post(es_search::count),
         )
         .layer(DefaultBodyLimit::max(
             state.config().logs.bulk_body_bytes_max,
