@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use caravan_api::fleet::{HostPatch, HostSummary, HostView};
 use caravan_fleet::{
-    DesiredInstance, DrainStatus, Fleet, FleetError, Host, HostName, HostSpec, HostUpdate, Instance,
+    DesiredInstance, DrainStatus, Fleet, FleetError, Host, HostName, HostSpec, HostUpdate,
+    Instance, InstanceId, Outcome,
 };
 use caravan_tenancy::Scope;
 use serde::Deserialize;
@@ -345,14 +346,10 @@ async fn instance_healthy(
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::invalid(format!("healthy report: {error}")))?
     };
-    admin_change(
-        &state,
-        &principal,
-        |fleet| fleet.instance_healthy_at(id, report.port),
-        |_| Ok(()),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    instance_report(&state, &principal, id, |fleet, id| {
+        fleet.instance_healthy_at(id, report.port)
+    })
+    .await
 }
 
 /// An agent reports a `running` instance unhealthy (admin): it goes back to `placed`, out of
@@ -365,15 +362,13 @@ async fn instance_unhealthy(
     Caller(principal): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_instance_id(&id)?;
-    admin_change(
+    instance_report(
         &state,
         &principal,
-        |fleet| fleet.instance_unhealthy(id),
-        |_| Ok(()),
+        parse_instance_id(&id)?,
+        Fleet::instance_unhealthy,
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 /// An agent reports a `stopping` instance stopped (admin): it is removed, its address
@@ -387,13 +382,23 @@ async fn instance_stopped(
     Caller(principal): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_instance_id(&id)?;
-    admin_change(
+    instance_report(
         &state,
         &principal,
-        |fleet| fleet.instance_stopped(id),
-        |_| Ok(()),
+        parse_instance_id(&id)?,
+        Fleet::instance_stopped,
     )
-    .await?;
+    .await
+}
+
+/// Applies an agent's report about the instance `id` (admin): 204 once the change is in the
+/// store.
+async fn instance_report(
+    state: &AppState,
+    principal: &caravan_tenancy::Principal,
+    id: InstanceId,
+    report: impl FnOnce(&mut Fleet, InstanceId) -> Result<Outcome, FleetError>,
+) -> Result<StatusCode, ApiError> {
+    admin_change(state, principal, |fleet| report(fleet, id), |_| Ok(())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -160,7 +160,7 @@ pub(crate) async fn run(state: &AppState, plan: SearchPlan) -> Result<SearchResu
         .aggregations
         .iter()
         .map(|(name, aggregation)| {
-            resolve_aggregation(state, name, aggregation, &dictionaries, range, plan.now_ms)
+            resolve_aggregation(name, aggregation, &dictionaries, range, plan.now_ms)
                 .map(|resolved| (name.clone(), resolved))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -198,7 +198,6 @@ async fn dictionaries(
 }
 
 fn resolve_aggregation(
-    _state: &AppState,
     name: &str,
     aggregation: &AggregationPlan,
     dictionaries: &[Option<Arc<Dictionary>>],
