@@ -9,8 +9,16 @@
 //! be reached, contacts back off (doubling up to [`SERVER_BACKOFF_MS_MAX`]) while the instances
 //! keep running and crashed ones keep being restarted from the last desired state known.
 //!
-//! An instance that fails its health check (`fall` failures) is stopped and restarted with the
-//! crash backoff; the server has no "unhealthy" report yet.
+//! An instance that fails its health check (`fall` failures) is reported unhealthy, stopped and
+//! restarted with the crash backoff. One that becomes healthy is reported with the first weight
+//! of its warm-up ramp ([`crate::warmup`]), then with each next step until the full weight.
+//! An instance the server no longer wants to run is stopped after the drain delay if it was
+//! reported healthy (the registry already shows it draining or gone, and load balancers need a
+//! moment to apply that).
+//!
+//! At start, the processes a previous agent left running (it crashed or was killed) are
+//! adopted ([`driver::leftovers`]): kept running and watched, health-checked again once the
+//! desired instances are known, stopped by the first plan if the server no longer wants them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -23,23 +31,26 @@ use caravan_api::fleet::HostPatch;
 use caravan_client::DesiredAnswer;
 use caravan_client::{Client, ClientError};
 use caravan_fleet::{
-    DcName, DesiredAction, DesiredInstance, HealthCheck, HostName, HostSpec, HostState, InstanceId,
-    Resources,
+    DcName, DesiredAction, DesiredInstance, HealthCheck, HealthReport, HostName, HostSpec,
+    HostState, InstanceId, Resources,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::driver::{self, Event, LaunchSpec, Process};
+use crate::driver::{self, Event, InstanceRecord, LaunchSpec, Process};
 use crate::error::AgentError;
 use crate::health::{HealthState, Transition};
 use crate::probe;
 use crate::reconcile::{self, Action, Actual};
+use crate::warmup;
 
 /// Default time between heartbeats (and fetches of the desired instances).
 pub const HEARTBEAT_MS_DEFAULT: u64 = 1_000;
 /// Default time an instance gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE_MS_DEFAULT: u64 = 5_000;
+/// Default time between the decision to stop a healthy instance and its SIGTERM.
+pub const DRAIN_DELAY_MS_DEFAULT: u64 = 1_000;
 /// Longest wait between attempts to reach an unreachable server.
 pub const SERVER_BACKOFF_MS_MAX: u64 = 5_000;
 /// Longest time one round of server calls may take before it counts as failed.
@@ -102,6 +113,10 @@ pub struct AgentConfig {
     pub heartbeat_ms: u64,
     /// Time between SIGTERM and SIGKILL (default [`STOP_GRACE_MS_DEFAULT`]).
     pub stop_grace_ms: u64,
+    /// Time between the decision to stop an instance that was reported healthy and its
+    /// SIGTERM, for load balancers to take it out of rotation first (default
+    /// [`DRAIN_DELAY_MS_DEFAULT`]).
+    pub drain_delay_ms: u64,
 }
 
 /// Runs the agent until `shutdown` completes; then stops its instances (SIGTERM, SIGKILL after
@@ -118,11 +133,7 @@ pub async fn run(
     let instances_dir = config.work_dir.join(INSTANCES_DIR);
     std::fs::create_dir_all(&instances_dir)
         .map_err(|e| AgentError::io("cannot create", &instances_dir, e))?;
-    let grace = Duration::from_millis(config.stop_grace_ms);
-    let leftovers = driver::kill_leftovers(&instances_dir, grace).await?;
-    if leftovers > 0 {
-        tracing::info!(leftovers, "stopped instances of a previous agent");
-    }
+    let leftovers = driver::leftovers(&instances_dir)?;
     let client = Client::new(&config.server_url, Some(config.token.clone()))?;
     let (events_sender, events) = mpsc::channel(EVENTS_QUEUE_LEN);
     // Only the latest desired instances matter: a watch channel keeps just that.
@@ -147,6 +158,7 @@ pub async fn run(
         next_generation: 1,
         events_sender,
     };
+    agent.adopt(leftovers);
     agent.run(events, desired_updates, shutdown).await;
     watcher.abort();
     shipper.abort();
@@ -163,7 +175,15 @@ struct Slot {
     process: Option<Process>,
     health_task: Option<JoinHandle<()>>,
     healthy: bool,
-    reported_healthy: bool,
+    /// When it last became healthy (the start of its warm-up).
+    healthy_since_ms: u64,
+    /// Its warm-up (0 for an adopted instance: it was warm before this agent started).
+    warmup_ms: u64,
+    /// The weight it was last reported healthy with; `None` until reported healthy.
+    reported_weight: Option<u32>,
+    /// Adopted from a previous agent: its health checks start once its desired instance is
+    /// known.
+    adopted: bool,
     /// Stopped because unhealthy: its exit counts as a failure and it is restarted.
     restart_after_exit: bool,
 }
@@ -197,7 +217,14 @@ impl Agent {
         let mut next_contact = Instant::now();
         tokio::pin!(shutdown);
         loop {
-            let wake_at_ms = self.apply_plan().await;
+            let mut wake_at_ms = self.apply_plan().await;
+            if self.server_reachable {
+                // The next step of a warm-up ramp (reported as soon as it is due).
+                wake_at_ms = wake_at_ms
+                    .into_iter()
+                    .chain(self.next_warmup_step_ms())
+                    .min();
+            }
             let mut wake = next_contact;
             if let Some(ms) = wake_at_ms {
                 wake = wake.min(self.origin + Duration::from_millis(ms));
@@ -213,6 +240,9 @@ impl Agent {
                 }
                 () = tokio::time::sleep_until(wake) => {
                     if Instant::now() < next_contact {
+                        if self.server_reachable {
+                            self.report_healthy().await;
+                        }
                         continue;
                     }
                     let round = tokio::time::timeout(
@@ -299,24 +329,42 @@ impl Agent {
         Ok(())
     }
 
-    /// Reports instances that became healthy and were not reported yet.
+    /// Reports instances that became healthy and were not reported yet, and the steps their
+    /// warm-up ramps took since the last report.
     async fn report_healthy(&mut self) {
-        let wanted: Vec<(InstanceId, u16)> = self
+        let now_ms = self.now_ms();
+        let wanted: Vec<(InstanceId, u16, u32, bool)> = self
             .slots
             .iter()
-            .filter(|(id, slot)| slot.healthy && !slot.reported_healthy && self.wants_run(**id))
-            .map(|(id, slot)| (*id, slot.port))
+            .filter(|(id, slot)| slot.healthy && self.wants_run(**id))
+            .filter_map(|(id, slot)| {
+                let weight = slot.weight_at(now_ms);
+                (slot.reported_weight != Some(weight)).then_some((
+                    *id,
+                    slot.port,
+                    weight,
+                    slot.reported_weight.is_none(),
+                ))
+            })
             .collect();
-        for (id, port) in wanted {
-            // With its port: the service registry publishes it.
-            match self.client.instance_healthy_at(id, port).await {
+        for (id, port, weight, first) in wanted {
+            // With its port and weight: the service registry publishes them.
+            let report = HealthReport {
+                port: Some(port),
+                weight: Some(weight),
+            };
+            match self.client.instance_health_report(id, &report).await {
                 Ok(())
                 | Err(ClientError::Api {
                     status: 404 | 409, ..
                 }) => {
-                    tracing::info!(instance = %id, "instance healthy");
+                    if first {
+                        tracing::info!(instance = %id, weight, "instance healthy");
+                    } else {
+                        tracing::info!(instance = %id, weight, "instance warming up");
+                    }
                     if let Some(slot) = self.slots.get_mut(&id) {
-                        slot.reported_healthy = true;
+                        slot.reported_weight = Some(weight);
                     }
                 }
                 Err(error) => {
@@ -328,6 +376,19 @@ impl Agent {
         }
     }
 
+    /// When the next warm-up step of a healthy instance is due, if any.
+    fn next_warmup_step_ms(&self) -> Option<u64> {
+        self.slots
+            .values()
+            .filter(|slot| slot.healthy && slot.reported_weight.is_some())
+            .filter_map(|slot| {
+                let elapsed = self.now_ms().saturating_sub(slot.healthy_since_ms);
+                warmup::next_step_ms(elapsed, slot.warmup_ms)
+                    .map(|next| slot.healthy_since_ms.saturating_add(next))
+            })
+            .min()
+    }
+
     fn wants_run(&self, id: InstanceId) -> bool {
         self.desired
             .as_ref()
@@ -337,6 +398,7 @@ impl Agent {
 
     /// Computes and applies the reconcile plan; answers when a waiting restart is due.
     async fn apply_plan(&mut self) -> Option<u64> {
+        self.check_adopted();
         let desired: BTreeMap<InstanceId, DesiredAction> = self
             .desired
             .as_ref()?
@@ -353,7 +415,7 @@ impl Agent {
         for action in plan.actions {
             match action {
                 Action::Start(id) => self.start(id, now_ms),
-                Action::Stop(id) => self.stop(id, false),
+                Action::Stop(id) => self.stop(id, StopReason::NotWanted),
                 Action::Forget(id) => {
                     self.slots.remove(&id);
                 }
@@ -405,20 +467,7 @@ impl Agent {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
-        let spec = LaunchSpec {
-            instance: id,
-            service: &desired.service,
-            ip: desired.ip,
-            port,
-            run: &desired.run,
-            host: &self.config.host,
-            data_center: &self.config.data_center,
-            dir: self
-                .config
-                .work_dir
-                .join(INSTANCES_DIR)
-                .join(id.to_string()),
-        };
+        let spec = self.launch_spec(&desired, port);
         if let Some(tenant) = &desired.tenant {
             let labels = crate::ship::LogLabels {
                 instance: id.to_string(),
@@ -435,17 +484,7 @@ impl Agent {
             Ok(process) => {
                 tracing::info!(instance = %id, service = %desired.service, port, pid = process.pid(),
                     restarts = failures, "instance started");
-                let health_task = desired.health.clone().map(|check| {
-                    tokio::spawn(watch_health(
-                        check,
-                        id,
-                        generation,
-                        port,
-                        spec.dir.clone(),
-                        driver::instance_env(&spec),
-                        self.events_sender.clone(),
-                    ))
-                });
+                let health_task = self.spawn_health(&desired, &spec, generation);
                 let healthy = health_task.is_none();
                 self.slots.insert(
                     id,
@@ -461,7 +500,10 @@ impl Agent {
                         process: Some(process),
                         health_task,
                         healthy,
-                        reported_healthy: false,
+                        healthy_since_ms: now_ms,
+                        warmup_ms: desired.health.as_ref().map_or(0, |h| h.warmup_ms),
+                        reported_weight: None,
+                        adopted: false,
                         restart_after_exit: false,
                     },
                 );
@@ -469,6 +511,118 @@ impl Agent {
             Err(error) => {
                 tracing::error!(instance = %id, %error, "instance did not start");
                 self.record_failure(id, port, now_ms, failures);
+            }
+        }
+    }
+
+    /// How to launch (or probe) `desired` on `port`.
+    fn launch_spec<'a>(&'a self, desired: &'a DesiredInstance, port: u16) -> LaunchSpec<'a> {
+        LaunchSpec {
+            instance: desired.instance,
+            service: &desired.service,
+            ip: desired.ip,
+            port,
+            run: &desired.run,
+            host: &self.config.host,
+            data_center: &self.config.data_center,
+            dir: self
+                .config
+                .work_dir
+                .join(INSTANCES_DIR)
+                .join(desired.instance.to_string()),
+        }
+    }
+
+    /// Starts the health checks of a process, if its template has any.
+    fn spawn_health(
+        &self,
+        desired: &DesiredInstance,
+        spec: &LaunchSpec<'_>,
+        generation: u64,
+    ) -> Option<JoinHandle<()>> {
+        desired.health.clone().map(|check| {
+            tokio::spawn(watch_health(
+                check,
+                desired.instance,
+                generation,
+                spec.port,
+                spec.dir.clone(),
+                driver::instance_env(spec),
+                self.events_sender.clone(),
+            ))
+        })
+    }
+
+    /// Takes over the processes a previous agent left running: each is watched as if this
+    /// agent had started it (its health checks start once its desired instance is known).
+    fn adopt(&mut self, leftovers: Vec<InstanceRecord>) {
+        let now_ms = self.now_ms();
+        for record in leftovers {
+            let Some(id) = record
+                .instance
+                .strip_prefix("i-")
+                .and_then(|n| n.parse().ok())
+                .map(InstanceId)
+            else {
+                continue;
+            };
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            match Process::adopt(&record, id, generation, self.events_sender.clone()) {
+                Ok(process) => {
+                    tracing::info!(instance = %id, pid = record.pid, port = record.port,
+                        "adopted an instance a previous agent started");
+                    self.slots.insert(
+                        id,
+                        Slot {
+                            actual: Actual::Running {
+                                started_ms: now_ms,
+                                failures: 0,
+                            },
+                            failures: 0,
+                            started_ms: now_ms,
+                            port: record.port,
+                            generation,
+                            process: Some(process),
+                            health_task: None,
+                            healthy: false,
+                            healthy_since_ms: now_ms,
+                            warmup_ms: 0,
+                            reported_weight: None,
+                            adopted: true,
+                            restart_after_exit: false,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(instance = %id, %error, "cannot adopt a leftover instance");
+                }
+            }
+        }
+    }
+
+    /// Starts the health checks of adopted instances the server still wants to run.
+    fn check_adopted(&mut self) {
+        let Some(desired) = self.desired.as_ref() else {
+            return;
+        };
+        let waiting: Vec<(DesiredInstance, u16, u64)> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.adopted && matches!(slot.actual, Actual::Running { .. }))
+            .filter_map(|(id, slot)| {
+                let wanted = desired.get(id)?;
+                (wanted.action == DesiredAction::Run)
+                    .then(|| (wanted.clone(), slot.port, slot.generation))
+            })
+            .collect();
+        for (wanted, port, generation) in waiting {
+            let spec = self.launch_spec(&wanted, port);
+            let health_task = self.spawn_health(&wanted, &spec, generation);
+            if let Some(slot) = self.slots.get_mut(&wanted.instance) {
+                slot.healthy = health_task.is_none();
+                slot.health_task = health_task;
+                slot.adopted = false;
             }
         }
     }
@@ -489,7 +643,10 @@ impl Agent {
                 process: None,
                 health_task: None,
                 healthy: false,
-                reported_healthy: false,
+                healthy_since_ms: now_ms,
+                warmup_ms: 0,
+                reported_weight: None,
+                adopted: false,
                 restart_after_exit: false,
             },
         );
@@ -512,7 +669,7 @@ impl Agent {
         }
     }
 
-    fn stop(&mut self, id: InstanceId, restart_after_exit: bool) {
+    fn stop(&mut self, id: InstanceId, reason: StopReason) {
         let grace = Duration::from_millis(self.config.stop_grace_ms);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
@@ -520,9 +677,17 @@ impl Agent {
         if let Some(task) = slot.health_task.take() {
             task.abort();
         }
+        // Only an instance some load balancer may send traffic to needs the drain delay.
+        let drain = if reason == StopReason::NotWanted && slot.reported_weight.is_some() {
+            Duration::from_millis(self.config.drain_delay_ms)
+        } else {
+            Duration::ZERO
+        };
+        let restart_after_exit = reason == StopReason::Unhealthy;
         if let Some(process) = &slot.process {
-            tracing::info!(instance = %id, pid = process.pid(), restart_after_exit, "stopping instance");
-            process.terminate(grace);
+            tracing::info!(instance = %id, pid = process.pid(), ?reason,
+                drain_ms = drain.as_millis() as u64, "stopping instance");
+            process.terminate(drain, grace);
         }
         slot.actual = Actual::Stopping;
         slot.healthy = false;
@@ -548,7 +713,7 @@ impl Agent {
                 }
                 slot.process = None;
                 slot.healthy = false;
-                slot.reported_healthy = false;
+                slot.reported_weight = None;
                 let crashed =
                     matches!(slot.actual, Actual::Running { .. }) || slot.restart_after_exit;
                 if crashed {
@@ -572,6 +737,7 @@ impl Agent {
                 generation,
                 transition,
             } => {
+                let now_ms = self.now_ms();
                 let Some(slot) = self.slots.get_mut(&instance) else {
                     return;
                 };
@@ -581,14 +747,15 @@ impl Agent {
                 match transition {
                     Transition::Healthy => {
                         slot.healthy = true;
+                        slot.healthy_since_ms = now_ms;
                         if self.server_reachable {
                             self.report_healthy().await;
                         }
                     }
                     Transition::Unhealthy => {
-                        let was_reported = slot.reported_healthy;
+                        let was_reported = slot.reported_weight.is_some();
                         slot.healthy = false;
-                        slot.reported_healthy = false;
+                        slot.reported_weight = None;
                         tracing::warn!(%instance, "instance unhealthy: restarting it");
                         // Out of the registry's healthy endpoints at once (best effort: if the
                         // server is away, the next healthy report sets it right).
@@ -598,7 +765,7 @@ impl Agent {
                         {
                             tracing::warn!(%instance, %error, "cannot report the instance unhealthy");
                         }
-                        self.stop(instance, true);
+                        self.stop(instance, StopReason::Unhealthy);
                     }
                 }
             }
@@ -609,7 +776,7 @@ impl Agent {
     async fn stop_all(&mut self, mut events: mpsc::Receiver<Event>) {
         let ids: Vec<InstanceId> = self.slots.keys().copied().collect();
         for id in ids {
-            self.stop(id, false);
+            self.stop(id, StopReason::AgentExit);
         }
         self.slots.retain(|_, slot| slot.process.is_some());
         let deadline = Instant::now() + Duration::from_millis(self.config.stop_grace_ms + 1_000);
@@ -635,7 +802,23 @@ impl Agent {
     }
 }
 
+/// Why the agent stops an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// The server no longer wants it to run (removed, or told to stop): drained first.
+    NotWanted,
+    /// It failed its health checks: restarted once it has exited.
+    Unhealthy,
+    /// The agent is stopping.
+    AgentExit,
+}
+
 impl Slot {
+    /// Its weight at `now_ms` in its warm-up ramp.
+    fn weight_at(&self, now_ms: u64) -> u32 {
+        warmup::weight_at(now_ms.saturating_sub(self.healthy_since_ms), self.warmup_ms)
+    }
+
     fn failures_so_far(&self) -> u32 {
         match self.actual {
             Actual::Exited { failures, .. } => failures,

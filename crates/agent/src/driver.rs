@@ -3,9 +3,12 @@
 //! environment `CARAVAN_SERVICE`, `CARAVAN_INSTANCE`, `CARAVAN_IP` (when the instance has an
 //! address), `CARAVAN_HOST`, `CARAVAN_DATA_CENTER` and `PORT` over the template's `env`.
 //!
-//! Stopping sends SIGTERM to the whole group, then SIGKILL after the grace period; when the
-//! group's leader exits by itself, what is left of its group is killed, so that a restart never
-//! finds the port held by an orphan.
+//! Stopping waits the agent's drain delay (load balancers take the instance out of rotation),
+//! then sends SIGTERM to the whole group, then SIGKILL after the grace period to what is left.
+//! When the group's leader exits by itself, what is left of its group is killed at once, so
+//! that a restart never finds the port held by an orphan; when it exits because it was told to
+//! stop, the rest of the group keeps its grace period (a shell dies at once on SIGTERM, while
+//! the server it started finishes its requests).
 //!
 //! Resource limits: none are enforced yet (no cgroups, no rlimits); the resources an instance
 //! was placed with are only passed on by the server's accounting. The address (`CARAVAN_IP`)
@@ -13,11 +16,12 @@
 //! says, on the allocated `PORT` (the template's `run.port` is ignored by this driver, since
 //! several instances share one machine).
 //!
-//! Each started process is recorded in `instance.json` beside its output, so that an agent
-//! restarted after a crash kills what its predecessor left ([`kill_leftovers`]) instead of
-//! running a second copy.
+//! Each started process is recorded in `instance.json` beside its output (pid, which is also
+//! its process group, start time, port), so that an agent restarted after a crash adopts what
+//! its predecessor left ([`leftovers`], [`Process::adopt`]) instead of running a second copy.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,13 +35,16 @@ use tokio::sync::mpsc;
 
 use crate::error::AgentError;
 use crate::health::Transition;
+use crate::procfs;
 
 /// Name of the file recording a started process, in the instance's directory.
 pub const INSTANCE_FILE: &str = "instance.json";
+/// How often an adopted process is checked for its end.
+const ADOPTED_POLL_MS: u64 = 100;
+/// How often a group whose leader ended is checked for live members while it stops.
+const GROUP_POLL_MS: u64 = 50;
 /// Name of the file receiving an instance's standard output and error.
 pub const OUTPUT_FILE: &str = "output.log";
-/// How often a leftover process group is checked while it is given time to stop.
-const LEFTOVER_POLL_MS: u64 = 50;
 
 /// What happened to an instance's process, as the driver and the health checks see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,13 +101,36 @@ pub struct InstanceRecord {
     pub port: u16,
     /// Which start of the instance it is.
     pub generation: u64,
+    /// When the process started, in clock ticks since boot (`/proc/<pid>/stat`): a later
+    /// process with the same pid is not this one. `None` in records of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
 }
 
-/// A started process group.
+impl InstanceRecord {
+    /// Whether the recorded process still runs: alive, started when recorded, and running
+    /// its instance (its environment says so), so that a stale record whose pid was reused
+    /// never names an unrelated process.
+    pub fn is_running(&self) -> bool {
+        procfs::is_alive(self.pid, self.start_ticks)
+            && procfs::has_env(self.pid, "CARAVAN_INSTANCE", &self.instance)
+    }
+}
+
+/// What a [`Process`] and its supervising task share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The whole group is gone (set just before [`Event::Exited`] is sent).
+    exited: AtomicBool,
+    /// The agent asked it to stop.
+    stopping: AtomicBool,
+}
+
+/// A started (or adopted) process group.
 #[derive(Debug)]
 pub struct Process {
     pgid: i32,
-    exited: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Process {
@@ -109,23 +139,93 @@ impl Process {
         self.pgid
     }
 
-    /// Sends SIGTERM to the group, and SIGKILL after `grace` if the leader has not exited.
-    /// Returns at once; the exit arrives as [`Event::Exited`].
-    pub fn terminate(&self, grace: Duration) {
-        if self.exited.load(Ordering::Acquire) {
+    /// Stops the group: waits `drain` (so that load balancers take the instance out of
+    /// rotation first), sends SIGTERM to the group, and SIGKILL after `grace` if some of it is
+    /// left. Returns at once; the end arrives as [`Event::Exited`]. A second call does nothing.
+    pub fn terminate(&self, drain: Duration, grace: Duration) {
+        if self.shared.exited.load(Ordering::Acquire)
+            || self.shared.stopping.swap(true, Ordering::AcqRel)
+        {
             return;
         }
-        signal_group(self.pgid, libc::SIGTERM);
-        let exited = Arc::clone(&self.exited);
+        let shared = Arc::clone(&self.shared);
         let pgid = self.pgid;
-        // Bounded by `grace`; owns nothing but the flag.
+        // Bounded by `drain + grace`; owns nothing but the flags.
         tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            if shared.exited.load(Ordering::Acquire) {
+                return;
+            }
+            signal_group(pgid, libc::SIGTERM);
             tokio::time::sleep(grace).await;
-            if !exited.load(Ordering::Acquire) {
+            if !shared.exited.load(Ordering::Acquire) {
                 signal_group(pgid, libc::SIGKILL);
             }
         });
     }
+
+    /// Watches a process a previous agent started (it is not this agent's child: its end is
+    /// seen by polling `/proc`). Its end arrives on `events` tagged with `generation`, like a
+    /// started one's.
+    pub fn adopt(
+        record: &InstanceRecord,
+        instance: InstanceId,
+        generation: u64,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Process, AgentError> {
+        let pgid = i32::try_from(record.pid).map_err(|_| AgentError::Spawn {
+            instance: record.instance.clone(),
+            reason: format!("pid {} out of range", record.pid),
+        })?;
+        let (pid, start_ticks) = (record.pid, record.start_ticks);
+        let leader_end = async move {
+            while procfs::is_alive(pid, start_ticks) {
+                tokio::time::sleep(Duration::from_millis(ADOPTED_POLL_MS)).await;
+            }
+            "exited (adopted: status unknown)".to_owned()
+        };
+        Ok(supervise(pgid, instance, generation, events, leader_end))
+    }
+}
+
+/// Starts the task that waits for `leader_end` and then for the rest of the group, and sends
+/// [`Event::Exited`]. A leader that ends while the group is being stopped leaves the others
+/// their grace period (a shell dies at once on SIGTERM while the server it started drains its
+/// requests); one that ends by itself takes what is left of its group with it, so that a
+/// restart never finds the port held by an orphan.
+fn supervise(
+    pgid: i32,
+    instance: InstanceId,
+    generation: u64,
+    events: mpsc::Sender<Event>,
+    leader_end: impl Future<Output = String> + Send + 'static,
+) -> Process {
+    let shared = Arc::new(Shared::default());
+    let process = Process {
+        pgid,
+        shared: Arc::clone(&shared),
+    };
+    // Ends when the group has ended (stopping the agent stops them all).
+    tokio::spawn(async move {
+        let status = leader_end.await;
+        if shared.stopping.load(Ordering::Acquire) {
+            // `terminate` sends SIGKILL at the end of the grace period if needed.
+            while procfs::group_has_live_member(pgid) {
+                tokio::time::sleep(Duration::from_millis(GROUP_POLL_MS)).await;
+            }
+        } else {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        shared.exited.store(true, Ordering::Release);
+        let _ = events
+            .send(Event::Exited {
+                instance,
+                generation,
+                status,
+            })
+            .await;
+    });
+    process
 }
 
 /// The environment of an instance: the template's, then Caravan's variables over it.
@@ -217,38 +317,32 @@ pub fn spawn(
             "it exited before it could be watched".to_owned(),
         ));
     };
+    // The child is not reaped before `wait` below: its pid names it.
     let record = InstanceRecord {
         instance: spec.instance.to_string(),
         pid,
         port: spec.port,
         generation,
+        start_ticks: procfs::stat(pid).map(|stat| stat.start_ticks),
     };
     let record_path = spec.dir.join(INSTANCE_FILE);
     if let Err(error) = write_record(&record_path, &record) {
         tracing::warn!(instance = %spec.instance, %error, "cannot record the process");
     }
     let pgid = i32::try_from(pid).map_err(|_| spawn_error(format!("pid {pid} out of range")))?;
-    let exited = Arc::new(AtomicBool::new(false));
-    let instance = spec.instance;
-    let exited_flag = Arc::clone(&exited);
-    // Owned by the child: ends when the process exits (stopping the agent stops them all).
-    tokio::spawn(async move {
-        let status = match child.wait().await {
+    let leader_end = async move {
+        match child.wait().await {
             Ok(status) => status.to_string(),
             Err(error) => format!("cannot wait: {error}"),
-        };
-        exited_flag.store(true, Ordering::Release);
-        // What the leader left behind in its group (a shell's children) goes with it.
-        signal_group(pgid, libc::SIGKILL);
-        let _ = events
-            .send(Event::Exited {
-                instance,
-                generation,
-                status,
-            })
-            .await;
-    });
-    Ok(Process { pgid, exited })
+        }
+    };
+    Ok(supervise(
+        pgid,
+        spec.instance,
+        generation,
+        events,
+        leader_end,
+    ))
 }
 
 fn write_record(path: &Path, record: &InstanceRecord) -> Result<(), AgentError> {
@@ -268,75 +362,30 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-/// Whether process `pid` has ended: gone, or a zombie (an orphan's new parent may be slow to
-/// reap it, or never do so in a container whose init does not reap).
-fn process_ended(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses and may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => true,
-    }
-}
-
-fn group_alive(pgid: i32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the group exists.
-    pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
-}
-
-/// Whether process `pid` runs instance `instance` (its environment says so), so that a stale
-/// record with a reused pid never gets an unrelated process killed.
-fn runs_instance(pid: u32, instance: &str) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let wanted = format!("CARAVAN_INSTANCE={instance}");
-    environ
-        .split(|&b| b == 0)
-        .any(|entry| entry == wanted.as_bytes())
-}
-
-/// Stops the processes a previous agent left in `instances_dir` (a crashed or killed agent's
-/// instances keep running in their own groups): SIGTERM, SIGKILL after `grace`. Answers how
-/// many groups were stopped.
-pub async fn kill_leftovers(instances_dir: &Path, grace: Duration) -> Result<usize, AgentError> {
+/// The processes a previous agent left running in `instances_dir` (a crashed or killed agent's
+/// instances keep running in their own groups), to adopt: each record whose process still runs
+/// (see [`InstanceRecord::is_running`]). Records of processes that are gone are deleted.
+pub fn leftovers(instances_dir: &Path) -> Result<Vec<InstanceRecord>, AgentError> {
     let entries = match std::fs::read_dir(instances_dir) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(AgentError::io("cannot read", instances_dir, error)),
     };
-    let mut groups = Vec::new();
+    let mut running = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path().join(INSTANCE_FILE);
         let Ok(body) = std::fs::read(&path) else {
             continue;
         };
-        let Ok(record) = serde_json::from_slice::<InstanceRecord>(&body) else {
-            continue;
-        };
-        let Ok(pgid) = i32::try_from(record.pid) else {
-            continue;
-        };
-        if group_alive(pgid) && runs_instance(record.pid, &record.instance) {
-            tracing::info!(instance = %record.instance, pid = record.pid, "stopping a leftover instance");
-            signal_group(pgid, libc::SIGTERM);
-            groups.push(pgid);
-        }
-        let _ = std::fs::remove_file(&path);
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    while groups.iter().any(|&pgid| !process_ended(pgid)) && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(LEFTOVER_POLL_MS)).await;
-    }
-    // Whatever is left of each group (the leader's children, or a leader that ignored SIGTERM).
-    for &pgid in &groups {
-        if group_alive(pgid) {
-            signal_group(pgid, libc::SIGKILL);
+        match serde_json::from_slice::<InstanceRecord>(&body) {
+            Ok(record) if record.is_running() => running.push(record),
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
-    Ok(groups.len())
+    running.sort_by(|a, b| a.instance.cmp(&b.instance));
+    Ok(running)
 }
 
 #[cfg(test)]
@@ -401,6 +450,10 @@ mod tests {
             serde_json::from_slice(&std::fs::read(spec.dir.join(INSTANCE_FILE)).unwrap()).unwrap();
         assert_eq!(record.pid as i32, process.pid());
         assert_eq!((record.port, record.generation), (20_007, 3));
+        assert_eq!(
+            record.start_ticks,
+            procfs::stat(record.pid).map(|s| s.start_ticks)
+        );
         let output = spec.dir.join(OUTPUT_FILE);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::fs::read_to_string(&output)
@@ -414,7 +467,7 @@ mod tests {
             std::fs::read_to_string(&output).unwrap(),
             "web i-7 10.1.0.7 20007 hi\n"
         );
-        process.terminate(Duration::from_secs(5));
+        process.terminate(Duration::ZERO, Duration::from_secs(5));
         let event = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
             .await
             .unwrap()
@@ -432,7 +485,7 @@ mod tests {
         );
         // The background sleep went with the group (once its new parent reaped it).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while group_alive(process.pid()) {
+        while procfs::group_has_live_member(process.pid()) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the group outlived its leader"
@@ -441,8 +494,63 @@ mod tests {
         }
     }
 
+    /// Waits (at most 10 s) for `condition`.
+    async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
-    async fn leftovers_of_a_previous_agent_are_stopped() {
+    async fn stopping_drains_first_and_leaves_the_group_its_grace_after_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        // The shell dies at once on SIGTERM; its child takes 300 ms to finish, then says so.
+        let run = RunSpec {
+            command: Some(
+                "sh -c 'trap \"sleep 0.3; echo drained; exit 0\" TERM; echo up; while :; do sleep 0.05; done'"
+                    .to_owned(),
+            ),
+            ..RunSpec::default()
+        };
+        let names = names();
+        let spec = spec(&run, &names, dir.path());
+        let (sender, mut receiver) = mpsc::channel(8);
+        let process = spawn(&spec, 1, sender).unwrap();
+        let output = spec.dir.join(OUTPUT_FILE);
+        until("the child up", || {
+            std::fs::read_to_string(&output).unwrap_or_default() == "up\n"
+        })
+        .await;
+        let asked = std::time::Instant::now();
+        process.terminate(Duration::from_millis(400), Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            procfs::is_alive(process.pid() as u32, None),
+            "no signal during the drain delay"
+        );
+        let event = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(event, Event::Exited { .. }), "{event:?}");
+        assert!(
+            asked.elapsed() >= Duration::from_millis(700),
+            "drain (400 ms) then the child's own 300 ms: {:?}",
+            asked.elapsed()
+        );
+        // (The inner shell may also say its `sleep` was terminated.)
+        let said = std::fs::read_to_string(&output).unwrap();
+        assert!(
+            said.ends_with("drained\n"),
+            "the child finished after its shell died: {said:?}"
+        );
+        assert!(!procfs::group_has_live_member(process.pid()));
+    }
+
+    #[tokio::test]
+    async fn a_new_agent_adopts_running_leftovers_and_forgets_dead_ones() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunSpec {
             command: Some("trap '' TERM; sleep 30".to_owned()),
@@ -452,25 +560,58 @@ mod tests {
         let spec = spec(&run, &names, dir.path());
         let (sender, _receiver) = mpsc::channel(8);
         let process = spawn(&spec, 1, sender).unwrap();
-        // Wait until the shell runs with its environment.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !runs_instance(process.pid() as u32, "i-7") {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let stopped = kill_leftovers(dir.path(), Duration::from_millis(200))
+        let pid = process.pid() as u32;
+        until("the shell runs with its environment", || {
+            procfs::has_env(pid, "CARAVAN_INSTANCE", "i-7")
+        })
+        .await;
+        // A stale record: a pid that exists (this test) but another start time.
+        let stale_dir = dir.path().join("i-8");
+        std::fs::create_dir_all(&stale_dir).unwrap();
+        let me = std::process::id();
+        let stale = InstanceRecord {
+            instance: "i-8".into(),
+            pid: me,
+            port: 20_008,
+            generation: 1,
+            start_ticks: procfs::stat(me).map(|s| s.start_ticks + 1),
+        };
+        write_record(&stale_dir.join(INSTANCE_FILE), &stale).unwrap();
+
+        let found = leftovers(dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].instance.as_str(), found[0].pid), ("i-7", pid));
+        assert!(
+            !stale_dir.join(INSTANCE_FILE).exists(),
+            "the stale record is gone"
+        );
+        assert!(spec.dir.join(INSTANCE_FILE).exists(), "the live one stays");
+
+        // Adopted, it is watched like a child: stopping it (SIGKILL after the grace period, as
+        // it ignores SIGTERM) ends in an exit event.
+        let (sender, mut receiver) = mpsc::channel(8);
+        let adopted = Process::adopt(&found[0], InstanceId(7), 9, sender).unwrap();
+        assert_eq!(adopted.pid(), process.pid());
+        adopted.terminate(Duration::ZERO, Duration::from_millis(200));
+        let event = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
             .await
+            .unwrap()
             .unwrap();
-        assert_eq!(stopped, 1);
-        assert!(!spec.dir.join(INSTANCE_FILE).exists());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while group_alive(process.pid()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "SIGKILL after the grace period"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(kill_leftovers(dir.path(), Duration::ZERO).await.unwrap(), 0);
+        assert!(
+            matches!(
+                event,
+                Event::Exited {
+                    instance: InstanceId(7),
+                    generation: 9,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        until("the group gone", || {
+            !procfs::group_has_live_member(process.pid())
+        })
+        .await;
+        assert!(leftovers(dir.path()).unwrap().is_empty());
     }
 }

@@ -1,8 +1,13 @@
 //! `caravan sample-app`: the built-in sample service for demos and tests. An HTTP server that
-//! answers `GET /` with its instance and service, `GET /health` with 200, and prints JSON log
-//! lines on standard output, periodically and per request. Some lines carry the key drift real
-//! teams produce (`user_id` beside `userId`, `http.status` as a string beside a number), for the
-//! common log schema to normalise.
+//! answers `GET /` with its instance and service, `GET /slow?ms=N` the same after `N`
+//! milliseconds (a request in flight, for drain tests), `GET /health` with 200, and prints JSON
+//! log lines on standard output, periodically and per request. Some lines carry the key drift
+//! real teams produce (`user_id` beside `userId`, `http.status` as a string beside a number),
+//! for the common log schema to normalise.
+//!
+//! It shuts down gracefully (on SIGTERM or SIGINT in `caravan sample-app`): it stops accepting
+//! connections, finishes the requests in flight, then exits, so that a drained instance loses
+//! no request.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +26,8 @@ use crate::error::AgentError;
 
 /// Default time between periodic log lines.
 pub const LOG_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// Longest delay `GET /slow` accepts.
+pub const SLOW_MS_MAX: u64 = 60_000;
 
 /// How the sample service runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +82,7 @@ pub async fn run(
     let ticker = tokio::spawn(tick(Arc::clone(&state)));
     let app = Router::new()
         .route("/", get(root))
+        .route("/slow", get(slow))
         .route("/health", get(health))
         .with_state(Arc::clone(&state));
     let served = axum::serve(listener, app)
@@ -107,6 +115,23 @@ async fn root(State(state): State<Arc<AppState>>) -> Json<Value> {
         "service": state.config.service,
         "requests": count + 1,
     }))
+}
+
+/// The query of `GET /slow`.
+#[derive(Debug, serde::Deserialize)]
+struct SlowParams {
+    /// How long to take, in milliseconds (at most [`SLOW_MS_MAX`]).
+    #[serde(default)]
+    ms: u64,
+}
+
+/// `GET /` after `ms` milliseconds.
+async fn slow(
+    state: State<Arc<AppState>>,
+    axum::extract::Query(params): axum::extract::Query<SlowParams>,
+) -> Json<Value> {
+    tokio::time::sleep(Duration::from_millis(params.ms.min(SLOW_MS_MAX))).await;
+    root(state).await
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
@@ -201,11 +226,39 @@ mod tests {
         }
         assert!(probe("/").await);
         assert!(!probe("/missing").await);
+        // A request in flight when the shutdown starts is answered; new connections are
+        // refused meanwhile; then the server ends.
+        let in_flight = tokio::spawn(get_raw(port, "/slow?ms=600"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
         stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err(),
+            "no longer accepting"
+        );
+        assert!(!server.is_finished(), "a request is in flight");
+        let answer = in_flight.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(r#""instance":"i-3""#), "{answer}");
         tokio::time::timeout(Duration::from_secs(10), server)
             .await
             .unwrap()
             .unwrap()
             .unwrap();
+    }
+
+    /// `GET path` on a fresh connection; the whole answer.
+    async fn get_raw(port: u16, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
     }
 }

@@ -153,6 +153,11 @@ pub struct AgentArgs {
     /// Time an instance gets between SIGTERM and SIGKILL, in milliseconds.
     #[arg(long, default_value_t = caravan_agent::agent::STOP_GRACE_MS_DEFAULT)]
     pub stop_grace_ms: u64,
+    /// Time between the decision to stop a healthy instance (scaled down, replaced) and its
+    /// SIGTERM, in milliseconds: load balancers watching the registry take it out of rotation
+    /// first.
+    #[arg(long, default_value_t = caravan_agent::agent::DRAIN_DELAY_MS_DEFAULT)]
+    pub drain_delay_ms: u64,
 }
 
 /// `caravan sample-app`.

@@ -11,8 +11,8 @@ use caravan_api::fleet::{
 };
 use caravan_fleet::{
     AddressRange, CheckReport, Cidr, DataCenter, DcName, DesiredInstance, DrainStatus, GroupShape,
-    Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources, ServiceEndpoints,
-    ServiceName, ServiceSpec, Template, TemplateName, TenantName, Zone, ZoneName,
+    HealthReport, Host, HostName, HostSpec, Instance, InstanceId, Migration, Resources,
+    ServiceEndpoints, ServiceName, ServiceSpec, Template, TemplateName, TenantName, Zone, ZoneName,
 };
 use reqwest::{Method, StatusCode};
 
@@ -197,12 +197,29 @@ impl Client {
     /// Reports an instance healthy, listening on `port`: the port its agent gave it, which
     /// the service registry publishes (what its agent does).
     pub async fn instance_healthy_at(&self, id: InstanceId, port: u16) -> Result<(), ClientError> {
+        self.instance_health_report(
+            id,
+            &HealthReport {
+                port: Some(port),
+                weight: None,
+            },
+        )
+        .await
+    }
+
+    /// Reports an instance healthy with its port and warm-up weight (each optional): what its
+    /// agent does when it becomes healthy and at each step of its warm-up ramp.
+    pub async fn instance_health_report(
+        &self,
+        id: InstanceId,
+        report: &HealthReport,
+    ) -> Result<(), ClientError> {
         self.send(
             self.request(
                 Method::POST,
                 &format!("/api/v1/fleet/instances/{}/healthy", id.0),
             )
-            .json(&serde_json::json!({ "port": port })),
+            .json(report),
         )
         .await
     }

@@ -22,6 +22,7 @@ use crate::events::{Event, EventKind, Outcome};
 use crate::fleet::{Fleet, Txn};
 use crate::inventory::HostState;
 use crate::name::{HostName, InstanceId, MoveId, ServiceName};
+use crate::registry::{ENDPOINT_WEIGHT_FULL, HealthReport};
 use crate::service::{InstanceState, Slot, Target, placed_event};
 
 /// One instance being replaced by another on a different host.
@@ -317,19 +318,40 @@ impl Fleet {
     }
 
     /// The agent reports an instance healthy, listening on `port` (the service registry's
-    /// endpoint; `None` keeps the port known, if any): `placed` becomes `running`; if it
-    /// replaces another instance, that one is told to stop. A `running` or `stopping` instance
-    /// only has its port updated (its agent restarted it on another port).
+    /// endpoint; `None` keeps the port known, if any). Same as
+    /// [`Fleet::instance_healthy_report`] without a weight.
     pub fn instance_healthy_at(
         &mut self,
         id: InstanceId,
         port: Option<u16>,
     ) -> Result<Outcome, FleetError> {
+        self.instance_healthy_report(id, HealthReport { port, weight: None })
+    }
+
+    /// The agent reports an instance healthy, with the port it listens on and its warm-up
+    /// weight (each `None` keeps what is known): `placed` becomes `running`; if it replaces
+    /// another instance, that one is told to stop. A `running` or `stopping` instance only has
+    /// its port and weight updated (its agent restarted it on another port, or its warm-up
+    /// ramp took a step). A weight outside 1 to [`ENDPOINT_WEIGHT_FULL`] is refused.
+    pub fn instance_healthy_report(
+        &mut self,
+        id: InstanceId,
+        report: HealthReport,
+    ) -> Result<Outcome, FleetError> {
+        if let Some(weight) = report.weight
+            && !(1..=ENDPOINT_WEIGHT_FULL).contains(&weight)
+        {
+            return Err(FleetError::InvalidWeight {
+                instance: id,
+                weight,
+            });
+        }
         self.transact(|fleet, txn| {
             let Some(instance) = fleet.instances.get(&id).cloned() else {
                 return Err(FleetError::not_found("instance", id));
             };
-            let port = port.or(instance.port);
+            let port = report.port.or(instance.port);
+            let weight = report.weight.or(instance.weight);
             match &instance.state {
                 InstanceState::Pending { .. } => {
                     return Err(FleetError::InstanceState {
@@ -338,10 +360,11 @@ impl Fleet {
                     });
                 }
                 InstanceState::Running | InstanceState::Stopping => {
-                    if port != instance.port {
-                        let mut moved = instance;
-                        moved.port = port;
-                        fleet.put_instance(txn, id, Some(moved));
+                    if port != instance.port || weight != instance.weight {
+                        let mut updated = instance;
+                        updated.port = port;
+                        updated.weight = weight;
+                        fleet.put_instance(txn, id, Some(updated));
                     }
                     return Ok(());
                 }
@@ -351,6 +374,7 @@ impl Fleet {
             let mut running = instance;
             running.state = InstanceState::Running;
             running.port = port;
+            running.weight = weight;
             let mut event = Event::new(
                 EventKind::InstanceHealthy,
                 format!("{id} ({}) is healthy", running.describe()),
@@ -411,6 +435,8 @@ impl Fleet {
             }
             let mut unhealthy = instance;
             unhealthy.state = InstanceState::Placed;
+            // Healthy again, it warms up again (its agent reports the ramp's first step).
+            unhealthy.weight = None;
             let mut event = Event::new(
                 EventKind::InstanceUnhealthy,
                 format!("{id} ({}) is unhealthy", unhealthy.describe()),

@@ -168,6 +168,17 @@ pub enum FleetError {
         /// Why the request is refused.
         reason: String,
     },
+    /// A reported weight outside 1 to [`crate::ENDPOINT_WEIGHT_FULL`].
+    #[error(
+        "instance {instance}: weight {weight} is not between 1 and {}",
+        crate::ENDPOINT_WEIGHT_FULL
+    )]
+    InvalidWeight {
+        /// The instance.
+        instance: InstanceId,
+        /// The weight reported.
+        weight: u32,
+    },
     /// A service change that must wait for moves in progress.
     #[error(
         "service {service}: {reason} while moves {} are in progress",
@@ -240,7 +251,8 @@ impl FleetError {
             | FleetError::TemplateCycle { .. }
             | FleetError::InvalidHost { .. }
             | FleetError::InvalidService { .. }
-            | FleetError::InvalidShape { .. } => ErrorClass::Invalid,
+            | FleetError::InvalidShape { .. }
+            | FleetError::InvalidWeight { .. } => ErrorClass::Invalid,
             FleetError::NotFound { .. } => ErrorClass::NotFound,
             FleetError::AlreadyExists { .. }
             | FleetError::InUse { .. }

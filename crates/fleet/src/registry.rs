@@ -2,7 +2,8 @@
 //!
 //! An endpoint is an instance that has a host and an address (pending instances have neither):
 //! its host and data center, its address (its lease), the port its agent gave it (reported with
-//! its health), a weight, whether it is healthy (reported healthy by its agent and not since
+//! its health), a weight (full, or lower while it warms up: its agent reports each step of
+//! the ramp), whether it is healthy (reported healthy by its agent and not since
 //! stopped or lost: lost instances are removed from the fleet) and whether it is draining (its
 //! host is draining, or it is being replaced). A consumer sends traffic to the endpoints that
 //! are healthy and not draining, in proportion to their weights.
@@ -18,9 +19,23 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::Fleet;
 use crate::{DcName, FleetError, HostName, HostState, InstanceId, InstanceState, ServiceName};
 
-/// The weight of an endpoint that takes its full share of traffic. Every endpoint has it for
-/// now; a warm-up ramp will start new instances lower.
+/// The weight of an endpoint that takes its full share of traffic. An instance warming up
+/// (its template's `health.warmup_ms`) has less, as its agent reports it.
 pub const ENDPOINT_WEIGHT_FULL: u32 = 100;
+
+/// What an agent reports with an instance's health (the body of `POST
+/// /api/v1/fleet/instances/{id}/healthy`, every field optional).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthReport {
+    /// The port the agent gave the instance; `None` keeps the one known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Its weight in its warm-up ramp (1 to [`ENDPOINT_WEIGHT_FULL`]); `None` keeps the one
+    /// known (full for an instance placed since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
 
 /// One instance of a service, as its consumers see it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,7 +51,8 @@ pub struct Endpoint {
     pub ip: IpAddr,
     /// The port its agent gave it; `None` until its agent reports it (with its health).
     pub port: Option<u16>,
-    /// Its share of traffic relative to the others ([`ENDPOINT_WEIGHT_FULL`] for now).
+    /// Its share of traffic relative to the others: [`ENDPOINT_WEIGHT_FULL`], or less while
+    /// it warms up after becoming healthy.
     pub weight: u32,
     /// Reported healthy by its agent (and not since stopped or lost).
     pub healthy: bool,
@@ -96,7 +112,7 @@ impl Fleet {
                     host,
                     ip,
                     port: instance.port,
-                    weight: ENDPOINT_WEIGHT_FULL,
+                    weight: instance.weight.unwrap_or(ENDPOINT_WEIGHT_FULL),
                     healthy: instance.state == InstanceState::Running,
                     draining: host_draining
                         || replaced

@@ -179,6 +179,11 @@ pub struct Instance {
     /// before the registry have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Its share of traffic during its warm-up, as its agent reported it (1 to
+    /// [`crate::ENDPOINT_WEIGHT_FULL`]); `None` is the full weight (no warm-up, or none
+    /// reported since it was placed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 impl Instance {
@@ -684,6 +689,7 @@ impl Fleet {
             ip: Some(ip),
             state: InstanceState::Placed,
             port: None,
+            weight: None,
         };
         self.put_instance(txn, id, Some(instance));
         Ok((id, choice))
@@ -742,6 +748,7 @@ impl Fleet {
             ip: None,
             state: InstanceState::Pending { reason },
             port: None,
+            weight: None,
         };
         self.put_instance(txn, id, Some(instance));
         id
@@ -806,6 +813,7 @@ impl Fleet {
                     placed.ip = Some(ip);
                     placed.state = InstanceState::Placed;
                     placed.port = None;
+                    placed.weight = None;
                     self.put_instance(txn, id, Some(placed));
                     txn.event(placed_event(
                         EventKind::InstancePlaced,

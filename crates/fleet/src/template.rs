@@ -23,6 +23,8 @@ pub const HEALTH_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 pub const HEALTH_RISE_DEFAULT: u32 = 2;
 /// Default number of consecutive failures before an instance counts as unhealthy.
 pub const HEALTH_FALL_DEFAULT: u32 = 3;
+/// Longest warm-up of a health check (one hour).
+pub const HEALTH_WARMUP_MS_MAX: u64 = 3_600_000;
 
 /// A template as stored: every field is an override of the template it extends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +140,9 @@ pub struct HealthOverride {
     /// Consecutive failures to become unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fall: Option<u32>,
+    /// Time over which a healthy instance's weight ramps up to full (0: full at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ms: Option<u64>,
 }
 
 /// A resolved health check.
@@ -153,6 +158,11 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures to become unhealthy (default [`HEALTH_FALL_DEFAULT`]).
     pub fall: u32,
+    /// Time over which the weight of an instance that became healthy ramps up to full, in
+    /// steps its agent reports (default 0: full weight at once). At most
+    /// [`HEALTH_WARMUP_MS_MAX`].
+    #[serde(default)]
+    pub warmup_ms: u64,
 }
 
 /// A template with its `extends` chain merged in and every required field present.
@@ -251,6 +261,7 @@ pub fn resolve(
             health.timeout_ms = h.timeout_ms.or(health.timeout_ms);
             health.rise = h.rise.or(health.rise);
             health.fall = h.fall.or(health.fall);
+            health.warmup_ms = h.warmup_ms.or(health.warmup_ms);
         }
         frontend_port = template.frontend_port.or(frontend_port);
     }
@@ -282,6 +293,7 @@ pub fn resolve(
             timeout_ms: health.timeout_ms.unwrap_or(HEALTH_TIMEOUT_MS_DEFAULT),
             rise: health.rise.unwrap_or(HEALTH_RISE_DEFAULT),
             fall: health.fall.unwrap_or(HEALTH_FALL_DEFAULT),
+            warmup_ms: health.warmup_ms.unwrap_or(0),
         }),
     };
     let effective = EffectiveTemplate {
@@ -345,6 +357,12 @@ fn validate_effective(template: &EffectiveTemplate) -> Result<(), FleetError> {
                 "health check rise and fall must be at least 1".to_owned(),
             ));
         }
+        if health.warmup_ms > HEALTH_WARMUP_MS_MAX {
+            return Err(invalid(format!(
+                "health check warmup_ms ({}) must not exceed {HEALTH_WARMUP_MS_MAX} (one hour)",
+                health.warmup_ms
+            )));
+        }
     }
     if template.resources.cpu_millis == 0 || template.resources.memory_bytes == 0 {
         return Err(invalid(
@@ -402,6 +420,7 @@ mod tests {
         child.run.env = [("MODE".to_owned(), "canary".to_owned())].into();
         child.health = Some(HealthOverride {
             interval_ms: Some(5_000),
+            warmup_ms: Some(30_000),
             ..HealthOverride::default()
         });
         let templates = set(vec![base(), child]);
@@ -416,6 +435,7 @@ mod tests {
         let health = effective.health.unwrap();
         assert_eq!(health.interval_ms, 5_000);
         assert_eq!(health.timeout_ms, HEALTH_TIMEOUT_MS_DEFAULT);
+        assert_eq!(health.warmup_ms, 30_000);
         assert_eq!(
             health.probe,
             Probe::Http {
@@ -508,5 +528,31 @@ mod tests {
                 .to_string()
                 .contains("exec health check command must not be empty")
         );
+    }
+
+    #[test]
+    fn warmups_default_to_none_are_bounded_and_older_json_still_reads() {
+        let mut t = base();
+        t.data_center = Some(DcName::new("dc1").unwrap());
+        let effective = resolve(&set(vec![t.clone()]), &name("web_base")).unwrap();
+        assert_eq!(effective.health.map(|h| h.warmup_ms), Some(0));
+        t.health = Some(HealthOverride {
+            warmup_ms: Some(HEALTH_WARMUP_MS_MAX + 1),
+            ..t.health.unwrap()
+        });
+        assert!(
+            resolve(&set(vec![t]), &name("web_base"))
+                .unwrap_err()
+                .to_string()
+                .contains("warmup_ms (3600001) must not exceed 3600000")
+        );
+        // Rows and answers written before the warm-up existed.
+        let stored: HealthOverride = serde_json::from_str(r#"{"interval_ms": 1000}"#).unwrap();
+        assert_eq!(stored.warmup_ms, None);
+        let check: HealthCheck = serde_json::from_str(
+            r#"{"probe": {"kind": "tcp"}, "interval_ms": 1000, "timeout_ms": 100, "rise": 1, "fall": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(check.warmup_ms, 0);
     }
 }

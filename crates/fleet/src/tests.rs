@@ -1260,6 +1260,76 @@ fn instance_reports_are_checked() {
 }
 
 #[test]
+fn warm_up_weights_reach_the_registry_and_start_over_after_unhealthy() {
+    let mut fleet = fleet(1, 1);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let id = fleet.service_instances(&service("web"))[0].id;
+    let endpoint = |fleet: &Fleet| {
+        fleet
+            .service_endpoints(&service("web"))
+            .unwrap()
+            .endpoints
+            .remove(0)
+    };
+    let version = |fleet: &Fleet| fleet.service_endpoints(&service("web")).unwrap().version;
+    let report = |port, weight| HealthReport {
+        port,
+        weight: Some(weight),
+    };
+    fleet
+        .instance_healthy_report(id, report(Some(20_001), 10))
+        .unwrap();
+    let first = endpoint(&fleet);
+    assert_eq!(
+        (first.healthy, first.port, first.weight),
+        (true, Some(20_001), 10)
+    );
+    // Every step is a change: a new version for the registry's watchers.
+    let mut versions = vec![version(&fleet)];
+    for weight in [25, 50, 100] {
+        let outcome = fleet
+            .instance_healthy_report(id, report(None, weight))
+            .unwrap();
+        assert!(matches!(
+            outcome.changes.as_slice(),
+            [Change::InstanceUpdated { instance }] if instance.weight == Some(weight)
+        ));
+        assert_eq!(endpoint(&fleet).weight, weight);
+        assert_eq!(endpoint(&fleet).port, Some(20_001), "the port is kept");
+        versions.push(version(&fleet));
+    }
+    versions.dedup();
+    assert_eq!(versions.len(), 4, "{versions:?}");
+    // The same step again, or a report without a weight, changes nothing.
+    assert!(
+        fleet
+            .instance_healthy_report(id, report(None, 100))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(fleet.instance_healthy(id).unwrap().is_empty());
+    for weight in [0, ENDPOINT_WEIGHT_FULL + 1] {
+        let error = refused(&mut fleet, |f| {
+            f.instance_healthy_report(id, report(None, weight))
+        });
+        assert_eq!(error.class(), ErrorClass::Invalid);
+        assert!(
+            error.to_string().contains("is not between 1 and 100"),
+            "{error}"
+        );
+    }
+    // Unhealthy, then healthy again: the ramp starts over from what the agent reports.
+    fleet.instance_unhealthy(id).unwrap();
+    assert_eq!(fleet.instance(id).unwrap().weight, None);
+    fleet.instance_healthy_report(id, report(None, 10)).unwrap();
+    assert_eq!(endpoint(&fleet).weight, 10);
+    // A report without a weight on a placed instance (an agent without warm-up): full weight.
+    fleet.instance_unhealthy(id).unwrap();
+    fleet.instance_healthy(id).unwrap();
+    assert_eq!(endpoint(&fleet).weight, ENDPOINT_WEIGHT_FULL);
+}
+
+#[test]
 fn an_unhealthy_instance_leaves_the_healthy_endpoints_until_healthy_again() {
     let mut fleet = fleet(1, 1);
     fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();

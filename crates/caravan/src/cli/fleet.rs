@@ -228,6 +228,10 @@ pub struct TemplateArgs {
     /// Consecutive failures to become unhealthy.
     #[arg(long)]
     pub health_fall: Option<u32>,
+    /// Time over which a healthy instance's weight ramps up to full, in milliseconds (0: full
+    /// weight at once).
+    #[arg(long)]
+    pub health_warmup_ms: Option<u64>,
     /// The port the load balancer exposes for the service.
     #[arg(long)]
     pub frontend_port: Option<u16>,

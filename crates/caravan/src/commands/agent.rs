@@ -59,6 +59,7 @@ pub async fn run_agent(cli: &Cli, args: &AgentArgs) -> anyhow::Result<()> {
         ports: args.port_range.parse::<PortRange>()?,
         heartbeat_ms: args.heartbeat_ms,
         stop_grace_ms: args.stop_grace_ms,
+        drain_delay_ms: args.drain_delay_ms,
     };
     caravan_agent::run(config, caravan_server::shutdown_signal()).await?;
     Ok(())

@@ -275,7 +275,8 @@ fn build_template(
         || fields.health_interval_ms.is_some()
         || fields.health_timeout_ms.is_some()
         || fields.health_rise.is_some()
-        || fields.health_fall.is_some();
+        || fields.health_fall.is_some()
+        || fields.health_warmup_ms.is_some();
     if health_given {
         let health = template.health.get_or_insert_with(HealthOverride::default);
         if let Some(probe) = &fields.health {
@@ -292,6 +293,9 @@ fn build_template(
         }
         if let Some(fall) = fields.health_fall {
             health.fall = Some(fall);
+        }
+        if let Some(warmup_ms) = fields.health_warmup_ms {
+            health.warmup_ms = Some(warmup_ms);
         }
     }
     if let Some(port) = fields.frontend_port {
@@ -611,6 +615,7 @@ mod tests {
             health_timeout_ms: None,
             health_rise: None,
             health_fall: None,
+            health_warmup_ms: Some(30_000),
             frontend_port: None,
         };
         let template = build_template(&name, Template::named(name.clone()), &fields).unwrap();
@@ -619,6 +624,8 @@ mod tests {
         assert_eq!(template.resources.cpu_millis, Some(2000));
         assert_eq!(template.run.command.as_deref(), Some("/bin/web"));
         assert_eq!(template.run.args, Some(vec!["--port=8080".to_owned()]));
-        assert!(template.health.unwrap().probe.is_some());
+        let health = template.health.unwrap();
+        assert!(health.probe.is_some());
+        assert_eq!(health.warmup_ms, Some(30_000));
     }
 }

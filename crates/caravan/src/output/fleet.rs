@@ -220,14 +220,18 @@ impl Printer {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let health = effective.health.as_ref().map_or("-".to_owned(), |h| {
-            format!(
+            let mut text = format!(
                 "{} every {} ms, timeout {} ms, rise {}, fall {}",
                 probe(&h.probe),
                 h.interval_ms,
                 h.timeout_ms,
                 h.rise,
                 h.fall
-            )
+            );
+            if h.warmup_ms > 0 {
+                text.push_str(&format!(", warm-up {} ms", h.warmup_ms));
+            }
+            text
         });
         print_fields(&[
             ("template", effective.name.to_string()),
@@ -619,7 +623,15 @@ fn instance_table(instances: &[Instance], with_service: bool) -> Table {
     if with_service {
         header.push("SERVICE");
     }
-    header.extend(["GROUP", "MEMBER", "HOST", "IP", "STATE", "RESOURCES"]);
+    header.extend([
+        "GROUP",
+        "MEMBER",
+        "HOST",
+        "IP",
+        "PORT",
+        "STATE",
+        "RESOURCES",
+    ]);
     let mut table = table(&header);
     for instance in instances {
         let state = match &instance.state {
@@ -638,6 +650,10 @@ fn instance_table(instances: &[Instance], with_service: bool) -> Table {
                 .as_ref()
                 .map_or("-".to_owned(), ToString::to_string),
             instance.ip.map_or("-".to_owned(), |ip| ip.to_string()),
+            // The port its agent reported with its health ("-" until then).
+            instance
+                .port
+                .map_or("-".to_owned(), |port| port.to_string()),
             state,
             instance.resources.to_string(),
         ]);

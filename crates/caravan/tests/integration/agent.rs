@@ -22,20 +22,22 @@ use crate::harness::{TestServer, caravan_bin};
 const HEARTBEAT_TIMEOUT_MS: u64 = 3_000;
 /// Agents' heartbeat interval.
 const AGENT_HEARTBEAT_MS: u64 = 200;
+/// Agents' drain delay (between the decision to stop a healthy instance and its SIGTERM).
+pub(crate) const DRAIN_DELAY_MS: u64 = 300;
 /// Longest wait for anything the test expects.
 const WAIT: Duration = Duration::from_secs(20);
 
 /// `instance.json`, as the agent's process driver writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    pid: i32,
-    port: u16,
+pub(crate) struct Record {
+    pub(crate) pid: i32,
+    pub(crate) port: u16,
 }
 
 /// A `caravan agent` process; killed (with what it runs) when dropped, also on panic.
-struct Agent {
+pub(crate) struct Agent {
     child: Option<Child>,
-    name: String,
+    pub(crate) name: String,
     data_center: String,
     work_dir: PathBuf,
     ports: String,
@@ -45,7 +47,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(
+    pub(crate) fn start(
         server_url: &str,
         token: &str,
         root: &Path,
@@ -67,7 +69,7 @@ impl Agent {
         agent
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         assert!(self.child.is_none());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -91,7 +93,9 @@ impl Agent {
             ])
             .args(["--cpu", "2", "--memory-mib", "4096", "--disk-gib", "20"])
             .args(["--port-range", &self.ports, "--heartbeat-ms", &heartbeat_ms])
-            .args(["--stop-grace-ms", "2000", "--work-dir"])
+            .args(["--stop-grace-ms", "2000", "--drain-delay-ms"])
+            .arg(DRAIN_DELAY_MS.to_string())
+            .arg("--work-dir")
             .arg(&self.work_dir)
             .env("RUST_LOG", "info")
             .env_remove("CARAVAN_TOKEN")
@@ -123,14 +127,14 @@ impl Agent {
     }
 
     /// Kills the agent with SIGKILL, as a crash would; its instances keep running.
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
         let _ = child.kill();
         let _ = child.wait();
     }
 
     /// Its instances' records (`i-N` -> pid and port) that name a live process.
-    fn records(&self) -> BTreeMap<String, Record> {
+    pub(crate) fn records(&self) -> BTreeMap<String, Record> {
         let mut records = BTreeMap::new();
         let Ok(entries) = std::fs::read_dir(self.work_dir.join("instances")) else {
             return records;
@@ -156,7 +160,7 @@ impl Agent {
         records
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -252,7 +256,7 @@ fn url_address(url: &str) -> SocketAddr {
 }
 
 /// Whether `pid` is a live process (a zombie counts as dead).
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(')')
@@ -262,7 +266,7 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Polls `check` every 50 ms until it answers `Some`, at most [`WAIT`].
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(value) = check() {
@@ -274,7 +278,7 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 /// `GET http://127.0.0.1:{port}/` of a sample app, if it answers.
-fn sample_get(port: u16) -> Option<Value> {
+pub(crate) fn sample_get(port: u16) -> Option<Value> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -356,7 +360,7 @@ fn wait_serving(
 
 /// `GET /api/v1/fleet/services/{service}/endpoints` (the service registry), long-polling from
 /// `since` (version, wait_ms) if given: status, body, and when the answer arrived.
-fn endpoints(
+pub(crate) fn endpoints(
     url: &str,
     token: &str,
     service: &str,
@@ -509,7 +513,7 @@ fn wait_registry(
     }
 }
 
-fn ok(server: &TestServer, admin: &str, method: &str, path: &str, body: Value) -> Value {
+pub(crate) fn ok(server: &TestServer, admin: &str, method: &str, path: &str, body: Value) -> Value {
     let (status, answer) = server.call(method, path, Some(admin), Some(body));
     assert!(
         (200..300).contains(&status),
@@ -658,6 +662,16 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
             "{table}"
         );
         assert!(table.contains(&record.port.to_string()), "{table}");
+    }
+    // `service show` has each instance's port too.
+    let shown = crate::harness::stdout_ok(&server.cli(Some(&admin), &["service", "show", "web"]));
+    assert!(shown.contains("PORT"), "{shown}");
+    for (id, (_, record)) in &serving {
+        let row = shown
+            .lines()
+            .find(|line| line.contains(&format!(" {id} ")))
+            .unwrap_or_else(|| panic!("{id} in {shown}"));
+        assert!(row.contains(&format!(" {} ", record.port)), "{row}");
     }
 
     // The server restarts: the instances keep running through the outage, the agents notice,
@@ -853,8 +867,8 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     // The killed agent's instance still runs (nothing told it otherwise).
     assert!(alive(lost_record.pid));
 
-    // The lost host's agent comes back: it stops what its predecessor left and runs nothing,
-    // since its instance now runs elsewhere.
+    // The lost host's agent comes back: it adopts what its predecessor left, then stops it
+    // and runs nothing, since its instance now runs elsewhere.
     agents[lost_index].spawn();
     wait_for("the lost host back up and its leftover stopped", || {
         let (_, host) = server.call(
@@ -870,7 +884,8 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     assert!(agents[lost_index].records().is_empty());
     wait_registry(&server, &admin, &serving);
 
-    // An agent restarted before the timeout runs its instance again, once.
+    // An agent killed and restarted before the timeout adopts its instance: the same process
+    // keeps running, once, health-checked again, and nothing else starts.
     let (kept, (kept_host, kept_record)) = serving
         .iter()
         .find(|(_, (host, _))| host.starts_with("dc2"))
@@ -878,17 +893,44 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
         .unwrap();
     let kept_index = agents.iter().position(|a| a.name == kept_host).unwrap();
     agents[kept_index].kill9();
+    let log_before = agents[kept_index].log().len();
     agents[kept_index].spawn();
-    wait_for("the restarted agent's instance restarted", || {
-        let record = agents[kept_index].records().remove(&kept);
-        record.filter(|r| r.pid != kept_record.pid).map(|_| ())
+    wait_for("the restarted agent adopting its instance", || {
+        agents[kept_index].log()[log_before..]
+            .contains(&format!(
+                "adopted an instance a previous agent started instance={kept}"
+            ))
+            .then_some(())
     });
+    // Long enough for a second copy to start and turn healthy (two probes 100 ms apart), if
+    // the agent were to start one.
+    std::thread::sleep(Duration::from_millis(1_500));
     let serving = wait_serving(&server, &admin, &agents.iter().collect::<Vec<_>>(), 2);
-    assert!(!alive(kept_record.pid), "the old process is gone");
-    let ids: Vec<String> = serving.keys().cloned().collect();
-    assert!(ids.contains(&kept), "{ids:?}");
+    assert_eq!(
+        serving[&kept],
+        (kept_host.clone(), kept_record.clone()),
+        "the same process, on the same port"
+    );
+    assert!(alive(kept_record.pid));
+    let log = agents[kept_index].log()[log_before..].to_owned();
+    assert!(!log.contains("instance started"), "{log}");
+    assert!(!log.contains("stopping instance"), "{log}");
+    // Exactly one process runs the instance: one sample app working in its directory (other
+    // tests on this machine may run instances of the same id elsewhere).
+    let instance_dir = agents[kept_index].work_dir.join("instances").join(&kept);
+    let copies = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                return false;
+            };
+            cmdline.split(|&b| b == 0).any(|arg| arg == b"sample-app")
+                && std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == instance_dir)
+        })
+        .count();
+    assert_eq!(copies, 1, "one sample-app process for {kept}");
     assert_eq!(instances(&server, &admin, "web").len(), 2);
-    // The restarted instance's port (the same or another) is the registry's.
     wait_registry(&server, &admin, &serving);
 
     // An instance that turns unhealthy (`fall` failed probes) is stopped and started again.

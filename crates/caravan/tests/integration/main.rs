@@ -4,6 +4,7 @@
 mod access;
 mod agent;
 mod agent_logs;
+mod agent_ramp;
 mod cli;
 mod fleet;
 mod harness;

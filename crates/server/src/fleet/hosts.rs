@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use caravan_api::fleet::{HostPatch, HostSummary, HostView};
 use caravan_fleet::{
-    DesiredInstance, DrainStatus, Fleet, FleetError, Host, HostName, HostSpec, HostUpdate,
-    Instance, InstanceId, Outcome,
+    DesiredInstance, DrainStatus, Fleet, FleetError, HealthReport, Host, HostName, HostSpec,
+    HostUpdate, Instance, InstanceId, Outcome,
 };
 use caravan_tenancy::Scope;
 use serde::Deserialize;
@@ -314,21 +314,13 @@ async fn get_instance(
     Ok(Json(instance.clone()))
 }
 
-/// The optional body of an instance's healthy report.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthyReport {
-    /// The port the agent gave the instance (the service registry's endpoint).
-    #[serde(default)]
-    port: Option<u16>,
-}
-
-/// An agent reports an instance healthy (admin), optionally with the port it gave it
-/// (`{"port": 20001}`; an empty body keeps the port known): `placed` becomes `running`; if it
-/// replaces another (a drain or migration), that one is told to stop.
+/// An agent reports an instance healthy (admin), optionally with the port it gave it and its
+/// warm-up weight (`{"port": 20001, "weight": 25}`, each optional; what is left out stays as
+/// known): `placed` becomes `running`; if it replaces another (a drain or migration), that one
+/// is told to stop. Each step of a warm-up ramp is one such report.
 #[utoipa::path(post, path = "/fleet/instances/{id}/healthy", tag = "fleet",
     params(("id" = String, Path, description = "Instance id: i-42 or 42")),
-    request_body(content = Object, description = "Optional: `{\"port\": 20001}`"),
+    request_body(content = Object, description = "Optional: `{\"port\": 20001, \"weight\": 25}` (weight 1 to 100)"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The instance is pending", body = ErrorBody)))]
@@ -340,14 +332,14 @@ async fn instance_healthy(
 ) -> Result<StatusCode, ApiError> {
     super::require_admin(&principal)?;
     let id = parse_instance_id(&id)?;
-    let report: HealthyReport = if body.iter().all(u8::is_ascii_whitespace) {
-        HealthyReport::default()
+    let report: HealthReport = if body.iter().all(u8::is_ascii_whitespace) {
+        HealthReport::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::invalid(format!("healthy report: {error}")))?
     };
     instance_report(&state, &principal, id, |fleet, id| {
-        fleet.instance_healthy_at(id, report.port)
+        fleet.instance_healthy_report(id, report)
     })
     .await
 }
