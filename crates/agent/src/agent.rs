@@ -41,6 +41,7 @@ use tokio::time::Instant;
 use crate::driver::{self, Event, InstanceRecord, LaunchSpec, Process};
 use crate::error::AgentError;
 use crate::health::{HealthState, Transition};
+use crate::limits::CgroupParent;
 use crate::probe;
 use crate::reconcile::{self, Action, Actual};
 use crate::warmup;
@@ -117,6 +118,10 @@ pub struct AgentConfig {
     /// SIGTERM, for load balancers to take it out of rotation first (default
     /// [`DRAIN_DELAY_MS_DEFAULT`]).
     pub drain_delay_ms: u64,
+    /// The cgroup v2 hierarchy to put instances' cgroups in (normally
+    /// [`crate::limits::CGROUP_ROOT_DEFAULT`]); `None`, or one the agent cannot use, leaves
+    /// only `RLIMIT_DATA` (see [`crate::limits`]).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Runs the agent until `shutdown` completes; then stops its instances (SIGTERM, SIGKILL after
@@ -134,6 +139,7 @@ pub async fn run(
     std::fs::create_dir_all(&instances_dir)
         .map_err(|e| AgentError::io("cannot create", &instances_dir, e))?;
     let leftovers = driver::leftovers(&instances_dir)?;
+    let cgroups = find_cgroups(&config);
     let client = Client::new(&config.server_url, Some(config.token.clone()))?;
     let (events_sender, events) = mpsc::channel(EVENTS_QUEUE_LEN);
     // Only the latest desired instances matter: a watch channel keeps just that.
@@ -157,12 +163,38 @@ pub async fn run(
         registered: false,
         next_generation: 1,
         events_sender,
+        cgroups,
     };
     agent.adopt(leftovers);
     agent.run(events, desired_updates, shutdown).await;
     watcher.abort();
     shipper.abort();
     Ok(())
+}
+
+/// The agent's cgroup under `config.cgroup_root`, if it can have one; says once, at start,
+/// which limits instances get.
+fn find_cgroups(config: &AgentConfig) -> Option<CgroupParent> {
+    let Some(root) = &config.cgroup_root else {
+        tracing::info!(
+            "cgroups disabled: instances' memory is limited per process (RLIMIT_DATA), \
+             their CPU is not limited"
+        );
+        return None;
+    };
+    match CgroupParent::detect(root, config.host.as_str(), &config.work_dir) {
+        Ok(parent) => {
+            tracing::info!(cgroup = %parent.dir().display(),
+                "instances get cgroups of their own (memory.max, cpu.max)");
+            Some(parent)
+        }
+        Err(why) => {
+            tracing::warn!(%why,
+                "no cgroup v2 limits: instances' memory is limited per process (RLIMIT_DATA), \
+                 their CPU is not limited");
+            None
+        }
+    }
 }
 
 struct Slot {
@@ -199,6 +231,8 @@ struct Agent {
     registered: bool,
     next_generation: u64,
     events_sender: mpsc::Sender<Event>,
+    /// The agent's cgroup, when instances get cgroups of their own.
+    cgroups: Option<CgroupParent>,
 }
 
 impl Agent {
@@ -530,6 +564,8 @@ impl Agent {
                 .work_dir
                 .join(INSTANCES_DIR)
                 .join(desired.instance.to_string()),
+            resources: desired.resources,
+            cgroups: self.cgroups.as_ref(),
         }
     }
 
@@ -568,7 +604,14 @@ impl Agent {
             };
             let generation = self.next_generation;
             self.next_generation += 1;
-            match Process::adopt(&record, id, generation, self.events_sender.clone()) {
+            let adopted = Process::adopt(
+                &record,
+                id,
+                generation,
+                self.events_sender.clone(),
+                self.cgroups.as_ref(),
+            );
+            match adopted {
                 Ok(process) => {
                     tracing::info!(instance = %id, pid = record.pid, port = record.port,
                         "adopted an instance a previous agent started");

@@ -10,8 +10,9 @@
 //! stop, the rest of the group keeps its grace period (a shell dies at once on SIGTERM, while
 //! the server it started finishes its requests).
 //!
-//! Resource limits: none are enforced yet (no cgroups, no rlimits); the resources an instance
-//! was placed with are only passed on by the server's accounting. The address (`CARAVAN_IP`)
+//! Resource limits (see [`crate::limits`]): the instance's cgroup v2 (`memory.max`, `cpu.max`)
+//! when the agent has cgroups, else `RLIMIT_DATA` = its memory per process; disk is not
+//! enforced. They apply between fork and exec. The address (`CARAVAN_IP`)
 //! is not configured on any interface: instances listen on loopback or wherever their command
 //! says, on the allocated `PORT` (the template's `run.port` is ignored by this driver, since
 //! several instances share one machine).
@@ -29,12 +30,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use caravan_fleet::{DcName, HostName, InstanceId, RunSpec, ServiceName};
+use caravan_fleet::{DcName, HostName, InstanceId, Resources, RunSpec, ServiceName};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::error::AgentError;
 use crate::health::Transition;
+use crate::limits::{CgroupParent, ChildLimits};
 use crate::procfs;
 
 /// Name of the file recording a started process, in the instance's directory.
@@ -88,6 +90,10 @@ pub struct LaunchSpec<'a> {
     pub data_center: &'a DcName,
     /// The instance's working directory.
     pub dir: PathBuf,
+    /// What it was placed with: the limits it gets.
+    pub resources: Resources,
+    /// The agent's cgroup, when it has one: the instance gets a cgroup of its own under it.
+    pub cgroups: Option<&'a CgroupParent>,
 }
 
 /// The record of a started process, in `instance.json`.
@@ -172,6 +178,7 @@ impl Process {
         instance: InstanceId,
         generation: u64,
         events: mpsc::Sender<Event>,
+        cgroups: Option<&CgroupParent>,
     ) -> Result<Process, AgentError> {
         let pgid = i32::try_from(record.pid).map_err(|_| AgentError::Spawn {
             instance: record.instance.clone(),
@@ -184,7 +191,10 @@ impl Process {
             }
             "exited (adopted: status unknown)".to_owned()
         };
-        Ok(supervise(pgid, instance, generation, events, leader_end))
+        let cgroup = cgroups.map(|parent| parent.instance_dir(&record.instance));
+        Ok(supervise(
+            pgid, instance, generation, events, leader_end, cgroup,
+        ))
     }
 }
 
@@ -192,13 +202,15 @@ impl Process {
 /// [`Event::Exited`]. A leader that ends while the group is being stopped leaves the others
 /// their grace period (a shell dies at once on SIGTERM while the server it started drains its
 /// requests); one that ends by itself takes what is left of its group with it, so that a
-/// restart never finds the port held by an orphan.
+/// restart never finds the port held by an orphan. Then the instance's cgroup, if any, is
+/// removed.
 fn supervise(
     pgid: i32,
     instance: InstanceId,
     generation: u64,
     events: mpsc::Sender<Event>,
     leader_end: impl Future<Output = String> + Send + 'static,
+    cgroup: Option<PathBuf>,
 ) -> Process {
     let shared = Arc::new(Shared::default());
     let process = Process {
@@ -215,6 +227,10 @@ fn supervise(
             }
         } else {
             signal_group(pgid, libc::SIGKILL);
+        }
+        if let Some(dir) = cgroup {
+            // Best effort: the next start of the instance reuses it anyway.
+            let _ = std::fs::remove_dir(dir);
         }
         shared.exited.store(true, Ordering::Release);
         let _ = events
@@ -296,7 +312,15 @@ pub fn spawn(
     let errors = output
         .try_clone()
         .map_err(|e| AgentError::io("cannot open", &output_path, e))?;
-    let mut child = tokio::process::Command::new("sh")
+    let instance_name = spec.instance.to_string();
+    let limits = ChildLimits::for_instance(spec.cgroups, &instance_name, &spec.resources)?;
+    let mut command = tokio::process::Command::new("sh");
+    // SAFETY: between fork and exec the closure only calls getpid, open, write, close and
+    // setrlimit (async-signal-safe) on data prepared before the fork, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || limits.apply_in_child());
+    }
+    let mut child = command
         .arg("-c")
         .arg(&script)
         .env_clear()
@@ -336,12 +360,16 @@ pub fn spawn(
             Err(error) => format!("cannot wait: {error}"),
         }
     };
+    let cgroup = spec
+        .cgroups
+        .map(|parent| parent.instance_dir(&instance_name));
     Ok(supervise(
         pgid,
         spec.instance,
         generation,
         events,
         leader_end,
+        cgroup,
     ))
 }
 
@@ -420,6 +448,12 @@ mod tests {
             host: &names.1,
             data_center: &names.2,
             dir: dir.join("i-7"),
+            resources: Resources {
+                cpu_millis: 500,
+                memory_bytes: 64 << 20,
+                disk_bytes: 1 << 30,
+            },
+            cgroups: None,
         }
     }
 
@@ -590,7 +624,7 @@ mod tests {
         // Adopted, it is watched like a child: stopping it (SIGKILL after the grace period, as
         // it ignores SIGTERM) ends in an exit event.
         let (sender, mut receiver) = mpsc::channel(8);
-        let adopted = Process::adopt(&found[0], InstanceId(7), 9, sender).unwrap();
+        let adopted = Process::adopt(&found[0], InstanceId(7), 9, sender, None).unwrap();
         assert_eq!(adopted.pid(), process.pid());
         adopted.terminate(Duration::ZERO, Duration::from_millis(200));
         let event = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
@@ -613,5 +647,66 @@ mod tests {
         })
         .await;
         assert!(leftovers(dir.path()).unwrap().is_empty());
+    }
+
+    /// Runs `script` as instance i-7 (64 MiB of memory) until it exits; answers its output.
+    async fn run_to_end(dir: &Path, script: &str, cgroups: Option<&CgroupParent>) -> String {
+        let run = RunSpec {
+            command: Some(script.to_owned()),
+            ..RunSpec::default()
+        };
+        let names = names();
+        let mut spec = spec(&run, &names, dir);
+        spec.cgroups = cgroups;
+        let (sender, mut receiver) = mpsc::channel(8);
+        let _process = spawn(&spec, 1, sender).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), receiver.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        std::fs::read_to_string(spec.dir.join(OUTPUT_FILE)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_cgroups_memory_is_limited_per_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let said = run_to_end(dir.path(), "ulimit -d", None).await;
+        assert_eq!(said, "65536\n", "RLIMIT_DATA = 64 MiB, in KiB");
+        let python = Path::new("/usr/bin/python3");
+        if python.exists() {
+            let script = "/usr/bin/python3 -c 'b = bytearray(8 << 20); print(\"small ok\")'; \
+                 /usr/bin/python3 -c 'b = bytearray(200 << 20); print(\"big ok\")' 2>/dev/null \
+                 || echo big refused";
+            let said = run_to_end(dir.path(), script, None).await;
+            assert!(said.ends_with("small ok\nbig refused\n"), "{said}");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_cgroups_an_instance_joins_its_cgroup_before_it_runs() {
+        // A directory standing for the cgroup filesystem: the kernel would provide
+        // `cgroup.procs` and read what is written into it.
+        let cgroups = tempfile::tempdir().unwrap();
+        std::fs::create_dir(cgroups.path().join("i-7")).unwrap();
+        std::fs::write(cgroups.path().join("i-7/cgroup.procs"), "").unwrap();
+        let parent = CgroupParent::new(cgroups.path().to_owned(), true, true);
+        let dir = tempfile::tempdir().unwrap();
+        let said = run_to_end(dir.path(), "echo $$; ulimit -d", Some(&parent)).await;
+        let (pid, data) = said.split_once('\n').unwrap();
+        let joined = std::fs::read_to_string(cgroups.path().join("i-7/cgroup.procs")).unwrap();
+        assert_eq!(joined, pid, "the shell wrote its own pid before exec");
+        let limits = std::fs::read_to_string(cgroups.path().join("i-7/memory.max")).unwrap();
+        assert_eq!(limits, (64u64 << 20).to_string());
+        let inherited = unsafe {
+            let mut limit = std::mem::zeroed::<libc::rlimit>();
+            libc::getrlimit(libc::RLIMIT_DATA, &mut limit);
+            limit.rlim_cur
+        };
+        if inherited == libc::RLIM_INFINITY {
+            assert_eq!(
+                data, "unlimited\n",
+                "the cgroup limits memory, not RLIMIT_DATA"
+            );
+        }
     }
 }

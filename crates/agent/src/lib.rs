@@ -13,6 +13,7 @@ pub mod agent;
 pub mod driver;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod machine;
 pub mod probe;
 pub mod procfs;

@@ -158,6 +158,13 @@ pub struct AgentArgs {
     /// first.
     #[arg(long, default_value_t = caravan_agent::agent::DRAIN_DELAY_MS_DEFAULT)]
     pub drain_delay_ms: u64,
+    /// The cgroup v2 hierarchy under which instances get cgroups of their own (memory.max,
+    /// cpu.max); without a usable one, memory is limited per process (RLIMIT_DATA).
+    #[arg(long, default_value = caravan_agent::limits::CGROUP_ROOT_DEFAULT)]
+    pub cgroup_root: PathBuf,
+    /// Do not use cgroups (memory is still limited per process with RLIMIT_DATA).
+    #[arg(long)]
+    pub no_cgroups: bool,
 }
 
 /// `caravan sample-app`.

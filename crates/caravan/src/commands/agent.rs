@@ -60,6 +60,7 @@ pub async fn run_agent(cli: &Cli, args: &AgentArgs) -> anyhow::Result<()> {
         heartbeat_ms: args.heartbeat_ms,
         stop_grace_ms: args.stop_grace_ms,
         drain_delay_ms: args.drain_delay_ms,
+        cgroup_root: (!args.no_cgroups).then(|| args.cgroup_root.clone()),
     };
     caravan_agent::run(config, caravan_server::shutdown_signal()).await?;
     Ok(())

@@ -2,7 +2,7 @@
 //! agent and `caravan sample-app`. A healthy instance's weight climbs 10, 25, 50, 75, 100 in the
 //! registry over its template's `warmup_ms`, each step a new version that wakes watchers; an
 //! instance the server removes keeps serving for the agent's drain delay, then finishes the
-//! request in flight when it gets SIGTERM, and only then exits.
+//! request in flight when it gets SIGTERM, and only then exits. Its memory limit is in force.
 
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,25 @@ fn instances_warm_up_in_steps_and_drain_before_they_stop() {
         "{}",
         agent.log()
     );
+
+    // Its memory (64 MiB) is enforced: by its own cgroup where the agent has cgroup v2, by
+    // RLIMIT_DATA otherwise.
+    let log = agent.log();
+    if log.contains("instances get cgroups of their own") {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(
+            cgroup.contains("/caravan/dc1-h1.") && cgroup.contains(&id),
+            "{cgroup}"
+        );
+    } else {
+        assert!(log.contains("no cgroup v2 limits"), "{log}");
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let data = limits
+            .lines()
+            .find(|line| line.starts_with("Max data size"))
+            .unwrap();
+        assert!(data.contains(&(64u64 << 20).to_string()), "{data}");
+    }
 
     // Drain: a request in flight, then the service is deleted. The instance leaves the
     // registry at once, keeps serving through the drain delay, then gets SIGTERM and answers
