@@ -412,9 +412,14 @@ impl Agent {
 
     /// When the next warm-up step of a healthy instance is due, if any.
     fn next_warmup_step_ms(&self) -> Option<u64> {
+        // The same instances `report_healthy` reports (otherwise a due step that is never
+        // reported would wake the loop again and again).
         self.slots
-            .values()
-            .filter(|slot| slot.healthy && slot.reported_weight.is_some())
+            .iter()
+            .filter(|(id, slot)| {
+                slot.healthy && slot.reported_weight.is_some() && self.wants_run(**id)
+            })
+            .map(|(_, slot)| slot)
             .filter_map(|slot| {
                 let elapsed = self.now_ms().saturating_sub(slot.healthy_since_ms);
                 warmup::next_step_ms(elapsed, slot.warmup_ms)
