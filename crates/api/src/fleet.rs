@@ -11,8 +11,8 @@ use std::net::IpAddr;
 
 use caravan_fleet::{
     AddressRange, Cidr, DcName, EffectiveTemplate, GroupFit, Host, HostName, HostState, Instance,
-    InstanceId, PlacementPolicy, RangeUsage, ResourceOverride, Resources, Service, ServiceName,
-    Template, TemplateName, TenantName, ZoneCapacity,
+    InstanceId, PlacementPolicy, RangeUsage, RegisteredService, ResourceOverride, Resources,
+    Service, ServiceName, Template, TemplateName, TenantName, ZoneCapacity,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -252,4 +252,20 @@ pub struct FleetEvent {
     pub data_center: Option<String>,
     /// What, where and why.
     pub message: String,
+}
+
+/// The service registry as `GET /fleet/registry` answers it: the services the caller may read,
+/// with their frontend ports and endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryView {
+    /// Changes exactly when the services listed do (16 hexadecimal digits): pass it back as
+    /// `version` to wait for the next change.
+    pub version: String,
+    /// When the fleet last changed, in milliseconds since the Unix epoch: a consumer that sees a
+    /// new version can measure how long the change took to reach it.
+    pub changed_at_ms: u64,
+    /// The services, by name.
+    #[schema(value_type = Vec<Object>)]
+    pub services: Vec<RegisteredService>,
 }

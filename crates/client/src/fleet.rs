@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use caravan_api::fleet::{
     CapacityReport, FleetEvent, HostPatch, HostSummary, HostView, LeaseView, MigrateRequest,
-    QuotaView, RangeView, ServicePatch, ServiceSummary, ServiceView, TemplateView,
+    QuotaView, RangeView, RegistryView, ServicePatch, ServiceSummary, ServiceView, TemplateView,
 };
 use caravan_fleet::{
     AddressRange, CheckReport, Cidr, DataCenter, DcName, DesiredInstance, DrainStatus, GroupShape,
@@ -252,6 +252,24 @@ impl Client {
             .timeout(crate::REQUEST_TIMEOUT + Duration::from_millis(wait_ms)),
         )
         .await
+    }
+
+    /// The service registry (the services this token may read), long-polling when `since` is
+    /// given: the server answers as soon as it differs from that version (of a previous answer),
+    /// or after `wait_ms` (it bounds it to 30 s) with the same version.
+    pub async fn registry(
+        &self,
+        since: Option<&str>,
+        wait_ms: u64,
+    ) -> Result<RegistryView, ClientError> {
+        let mut request = self.request(Method::GET, "/api/v1/fleet/registry");
+        if let Some(version) = since {
+            request = request
+                .query(&[("version", version)])
+                .query(&[("wait_ms", wait_ms)])
+                .timeout(crate::REQUEST_TIMEOUT + Duration::from_millis(wait_ms));
+        }
+        self.send(request).await
     }
 
     /// Reports a running instance unhealthy (what its agent does after `fall` failed probes).

@@ -58,7 +58,9 @@ pub use name::{
     DcName, HostName, InstanceId, MoveId, ServiceName, TemplateName, TenantName, ZoneName,
     validate_name,
 };
-pub use registry::{ENDPOINT_WEIGHT_FULL, Endpoint, HealthReport, ServiceEndpoints};
+pub use registry::{
+    ENDPOINT_WEIGHT_FULL, Endpoint, HealthReport, RegisteredService, Registry, ServiceEndpoints,
+};
 pub use resources::{Resource, ResourceOverride, Resources};
 pub use service::{Instance, InstanceState, Member, PlacementPolicy, Service, ServiceSpec};
 pub use template::{

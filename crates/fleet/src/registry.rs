@@ -12,12 +12,16 @@
 //! that watchers (long polls) are woken only by changes they care about.
 
 use std::hash::{Hash, Hasher};
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::Fleet;
-use crate::{DcName, FleetError, HostName, HostState, InstanceId, InstanceState, ServiceName};
+use crate::{
+    DcName, FleetError, HostName, HostState, InstanceId, InstanceState, Service, ServiceName,
+    TenantName,
+};
 
 /// The weight of an endpoint that takes its full share of traffic. An instance warming up
 /// (its template's `health.warmup_ms`) has less, as its agent reports it.
@@ -74,25 +78,79 @@ pub struct ServiceEndpoints {
 impl ServiceEndpoints {
     /// The endpoints with their version.
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
-        // `DefaultHasher::new()` has fixed keys: the same endpoints give the same version.
-        let mut hasher = std::hash::DefaultHasher::new();
-        endpoints.hash(&mut hasher);
         Self {
-            version: format!("{:016x}", hasher.finish()),
+            version: version_of(&endpoints),
             endpoints,
         }
     }
 }
 
+/// One service in the [`Registry`]: who owns it, where a load balancer exposes it, its endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisteredService {
+    /// The service.
+    pub name: ServiceName,
+    /// Its owner.
+    pub tenant: TenantName,
+    /// The port a load balancer exposes it on (its templates' `frontend_port`; the first
+    /// member's that has one), if any.
+    pub frontend_port: Option<u16>,
+    /// Its endpoints, by instance id.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The whole registry, or the part of it one caller may read, and its version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// Changes exactly when the services do (a hash of them, 16 hexadecimal digits).
+    pub version: String,
+    /// The services, by name.
+    pub services: Vec<RegisteredService>,
+}
+
+/// A version string for hashable contents: the same contents give the same version.
+fn version_of(contents: &impl Hash) -> String {
+    // `DefaultHasher::new()` has fixed keys, so the version is stable across calls and runs.
+    let mut hasher = std::hash::DefaultHasher::new();
+    contents.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 impl Fleet {
+    /// The registry: every service that `include` accepts, with its endpoints.
+    pub fn registry(&self, mut include: impl FnMut(&Service) -> bool) -> Registry {
+        let mut services: Vec<RegisteredService> = self
+            .services()
+            .filter(|service| include(service))
+            .map(|service| RegisteredService {
+                name: service.name.clone(),
+                tenant: service.tenant.clone(),
+                frontend_port: service.members.iter().find_map(|m| m.frontend_port),
+                endpoints: self.endpoints_of(&service.name),
+            })
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        Registry {
+            version: version_of(&services),
+            services,
+        }
+    }
+
     /// The endpoints of a service, by instance id.
     pub fn service_endpoints(&self, service: &ServiceName) -> Result<ServiceEndpoints, FleetError> {
         if self.service(service).is_none() {
             return Err(FleetError::not_found(ServiceName::KIND, service));
         }
+        Ok(ServiceEndpoints::new(self.endpoints_of(service)))
+    }
+
+    /// The endpoints of a service that exists, by instance id.
+    fn endpoints_of(&self, service: &ServiceName) -> Vec<Endpoint> {
         let mut instances = self.service_instances(service);
         instances.sort_by_key(|instance| instance.id);
-        let endpoints = instances
+        instances
             .into_iter()
             .filter_map(|instance| {
                 let host = instance.host.clone()?;
@@ -119,7 +177,6 @@ impl Fleet {
                         || instance.state == InstanceState::Stopping,
                 })
             })
-            .collect();
-        Ok(ServiceEndpoints::new(endpoints))
+            .collect()
     }
 }

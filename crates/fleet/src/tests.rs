@@ -1444,6 +1444,42 @@ fn endpoints_list_placed_instances_with_reported_ports_and_health() {
 }
 
 #[test]
+fn the_registry_lists_the_included_services_with_frontend_ports_and_endpoints() {
+    let mut fleet = fleet(2, 2);
+    let mut exposed = member_template("web_public", "dc1");
+    exposed.frontend_port = Some(8080);
+    fleet.upsert_template(exposed).unwrap();
+    fleet
+        .create_service(spec("web", 1, &["web_dc2", "web_public"]))
+        .unwrap();
+    fleet.create_service(spec("api", 2, &["web_dc1"])).unwrap();
+
+    let all = fleet.registry(|_| true);
+    let names: Vec<&str> = all.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["api", "web"], "by name");
+    let web = &all.services[1];
+    assert_eq!(
+        web.frontend_port,
+        Some(8080),
+        "the first member that has one"
+    );
+    assert_eq!(all.services[0].frontend_port, None);
+    assert_eq!(
+        web.endpoints,
+        fleet.service_endpoints(&service("web")).unwrap().endpoints
+    );
+
+    let only_web = fleet.registry(|s| s.name == service("web"));
+    assert_eq!(only_web.services.len(), 1);
+    assert_ne!(only_web.version, all.version);
+    assert_eq!(fleet.registry(|_| true), all, "stable");
+
+    let id = web.endpoints[0].instance;
+    fleet.instance_healthy_at(id, Some(20_001)).unwrap();
+    assert_ne!(fleet.registry(|_| true).version, all.version);
+}
+
+#[test]
 fn endpoints_of_a_lost_host_are_replaced_in_the_same_data_center() {
     let mut fleet = fleet(1, 2);
     fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();

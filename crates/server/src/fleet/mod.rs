@@ -59,8 +59,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// The in-memory fleet and its lock.
 pub(crate) struct FleetState {
     cell: Arc<RwLock<Cell>>,
-    /// Bumped after every change of the in-memory fleet (commit, load, reload), while the
-    /// write lock is still held: a long poll that subscribed before reading cannot miss one.
+    /// Sent after every change of the in-memory fleet (commit, load, reload), while the write
+    /// lock is still held, so a long poll that subscribed before reading cannot miss one. Its
+    /// value is the time of the last change, in milliseconds since the epoch.
     changes: watch::Sender<u64>,
 }
 
@@ -115,8 +116,14 @@ impl FleetState {
 
     /// Wakes the long polls: the fleet changed.
     fn notify_changed(&self) {
+        // `send_modify` wakes the receivers even when two changes fall in the same millisecond.
         self.changes
-            .send_modify(|generation| *generation = generation.wrapping_add(1));
+            .send_modify(|changed_at| *changed_at = now_ms());
+    }
+
+    /// When the fleet last changed, in milliseconds since the epoch (0: not loaded yet).
+    pub(crate) fn changed_at_ms(&self) -> u64 {
+        *self.changes.borrow()
     }
 
     /// The fleet, for changing: waits for the requests before this one.

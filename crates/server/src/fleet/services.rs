@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use caravan_api::fleet::{
     CapacityReport, FLEET_EVENTS_LIMIT_DEFAULT, FLEET_EVENTS_LIMIT_MAX, FleetEvent, GroupView,
-    MigrateRequest, QuotaView, ServicePatch, ServiceSummary, ServiceView,
+    MigrateRequest, QuotaView, RegistryView, ServicePatch, ServiceSummary, ServiceView,
 };
 use caravan_fleet::{
     CheckReport, Fleet, FleetError, GroupShape, InstanceState, Migration, ResourceOverride,
@@ -35,6 +35,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_services, create_service))
         .routes(routes!(get_service, update_service, delete_service))
         .routes(routes!(service_endpoints))
+        .routes(routes!(registry))
         .routes(routes!(check_service))
         .routes(routes!(migrate_service))
         .routes(routes!(capacity))
@@ -171,9 +172,9 @@ async fn get_service(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EndpointsParams {
-    /// With `version`: wait up to this many milliseconds (at most 30000) for the endpoints to
-    /// differ from that version; the answer is the current endpoints either way.
+struct WatchParams {
+    /// With `version`: wait up to this many milliseconds (at most 30000) for the answer to
+    /// differ from that version; the answer is the current one either way.
     wait_ms: Option<u64>,
     /// The version the caller knows (from a previous answer).
     version: Option<String>,
@@ -184,14 +185,14 @@ struct EndpointsParams {
 /// `version` and `wait_ms`, a long poll: answers as soon as the endpoints differ from that
 /// version (woken by every fleet change), or with the same version once `wait_ms` has passed.
 #[utoipa::path(get, path = "/fleet/services/{name}/endpoints", tag = "fleet",
-    params(("name" = String, Path, description = "Service name"), EndpointsParams),
+    params(("name" = String, Path, description = "Service name"), WatchParams),
     responses((status = 200, description = "`{\"version\": \"...\", \"endpoints\": [...]}`", body = Object),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn service_endpoints(
     State(state): State<AppState>,
     Caller(principal): Caller,
     ApiPath(name): ApiPath<ServiceName>,
-    ApiQuery(params): ApiQuery<EndpointsParams>,
+    ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Json<ServiceEndpoints>, ApiError> {
     let wait = Duration::from_millis(match params.version {
         Some(_) => params.wait_ms.unwrap_or(0),
@@ -207,6 +208,36 @@ async fn service_endpoints(
     })
     .await?;
     Ok(Json(endpoints))
+}
+
+/// The service registry: every service the caller may read (a tenant token: its own), with
+/// its frontend port and endpoints; what a load balancer follows. With `version` and `wait_ms`,
+/// a long poll: answers as soon as the registry differs from that version, or with the same
+/// version once `wait_ms` has passed.
+#[utoipa::path(get, path = "/fleet/registry", tag = "fleet", params(WatchParams),
+    responses((status = 200, body = RegistryView), (status = 403, body = ErrorBody)))]
+async fn registry(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiQuery(params): ApiQuery<WatchParams>,
+) -> Result<Json<RegistryView>, ApiError> {
+    require_read(&principal)?;
+    let wait = Duration::from_millis(match params.version {
+        Some(_) => params.wait_ms.unwrap_or(0),
+        None => 0,
+    });
+    let known = params.version;
+    let registry = long_poll(&state, wait, |fleet| {
+        let registry = fleet.registry(|service| sees(&principal, &service.tenant));
+        let differs = known.as_deref() != Some(registry.version.as_str());
+        Ok((registry, differs))
+    })
+    .await?;
+    Ok(Json(RegistryView {
+        version: registry.version,
+        changed_at_ms: state.fleet().changed_at_ms(),
+        services: registry.services,
+    }))
 }
 
 /// Scales (`groups`), resizes (`resources`), or changes the templates or policy of a service,
