@@ -128,7 +128,10 @@ mod tests {
         on_disk.sort();
         let mut embedded: Vec<String> = ASSETS.iter().map(|a| a.path.to_owned()).collect();
         embedded.sort();
-        assert_eq!(on_disk, embedded, "list new files in the assets! table of assets.rs");
+        assert_eq!(
+            on_disk, embedded,
+            "list new files in the assets! table of assets.rs"
+        );
     }
 
     #[test]

@@ -66,12 +66,19 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
     ];
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
     if matches {
         return (StatusCode::NOT_MODIFIED, common, [(header::ETAG, etag)]).into_response();
@@ -119,7 +126,11 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
-        assert!(std::str::from_utf8(&body).unwrap().contains("<title>Caravan</title>"));
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("<title>Caravan</title>")
+        );
     }
 
     #[tokio::test]
@@ -134,12 +145,22 @@ mod tests {
         for (path, content_type) in [
             ("/ui/js/main.js", "text/javascript; charset=utf-8"),
             ("/ui/app.css", "text/css; charset=utf-8"),
-            ("/ui/vendor/uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+            (
+                "/ui/vendor/uplot/uPlot.iife.min.js",
+                "text/javascript; charset=utf-8",
+            ),
         ] {
             let response = get_path(path, None).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type, "{path}");
-            let etag = response.headers()[header::ETAG].to_str().unwrap().to_owned();
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type,
+                "{path}"
+            );
+            let etag = response.headers()[header::ETAG]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let again = get_path(path, Some(&etag)).await;
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
             let other = get_path(path, Some("\"something-else\"")).await;
@@ -149,7 +170,11 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_files_and_escapes_are_not_found() {
-        for path in ["/ui/nope.js", "/ui/../Cargo.toml", "/ui/js/../../src/lib.rs"] {
+        for path in [
+            "/ui/nope.js",
+            "/ui/../Cargo.toml",
+            "/ui/js/../../src/lib.rs",
+        ] {
             let response = get_path(path, None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         }

@@ -13,4 +13,5 @@ mod logs_clients;
 mod schema;
 mod search;
 mod shippers;
+mod ui_browser;
 mod validation;

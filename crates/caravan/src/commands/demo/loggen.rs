@@ -82,12 +82,12 @@ pub async fn run(client: Client, per_second: u32) {
         match client.bulk(body).await {
             Ok(_) if failing => {
                 failing = false;
-                eprintln!("log generator: sending again");
+                tracing::warn!("log generator: sending again");
             }
             Ok(_) => {}
             Err(error) if !failing => {
                 failing = true;
-                eprintln!("log generator: {error} (retrying every second)");
+                tracing::warn!("log generator: {error} (retrying every second)");
             }
             Err(_) => {}
         }

@@ -98,9 +98,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 _ = terminate.recv() => {}
                 _ = watch_children(&mut started) => {}
             }
-            println!("stopping the demo...");
+            say("stopping the demo...");
             started.stop().await;
-            println!("stopped");
+            say("stopped");
             Ok(())
         }
         Err(error) => {
@@ -124,13 +124,16 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
         .env("RUST_LOG", "info");
     let (server, url) = Managed::spawn_server(command, &dir.join("logs/server.log"))?;
     started.server = Some(server);
-    let admin_token = super::read_admin_token(&data_dir)?
-        .context("the server wrote no admin.token")?;
+    let admin_token =
+        super::read_admin_token(&data_dir)?.context("the server wrote no admin.token")?;
     let client = Client::new(&url, Some(admin_token.clone()))?;
 
     let shop_token_file = dir.join("shop.token");
     if fresh {
-        println!("setting up the demo fleet, schema and tenants in {}", dir.display());
+        println!(
+            "setting up the demo fleet, schema and tenants in {}",
+            dir.display()
+        );
         let token = setup::platform(&client, exe_text).await?;
         write_secret(&shop_token_file, &token)?;
     }
@@ -149,7 +152,10 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
             .args(["--cpu", "2", "--memory-mib", "4096", "--disk-gib", "50"])
             .args(["--port-range", &format!("{}-{}", first.0, first.1)])
             .args(["--heartbeat-ms", HEARTBEAT_MS, "--stop-grace-ms", "2000"])
-            .args(["--label", &format!("rack={}-r{}", host.data_center, index % 2 + 1)])
+            .args([
+                "--label",
+                &format!("rack={}-r{}", host.data_center, index % 2 + 1),
+            ])
             .arg("--work-dir")
             .arg(&work_dir)
             .env("CARAVAN_TOKEN", &admin_token)
@@ -165,10 +171,7 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
     started.load_balancer = start_load_balancer(&exe, dir, &url, &admin_token)?;
     if args.logs_per_second > 0 {
         let generator = Client::new(&url, Some(admin_token.clone()))?;
-        started.generator = Some(tokio::spawn(loggen::run(
-            generator,
-            args.logs_per_second,
-        )));
+        started.generator = Some(tokio::spawn(loggen::run(generator, args.logs_per_second)));
     }
     setup::service_running(&client, READY_TIMEOUT).await?;
     Ok(Ready {
@@ -198,19 +201,26 @@ fn start_load_balancer(
 async fn watch_children(started: &mut Started) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Some(server) = started.server.as_mut() {
-            if !server.running() {
-                eprintln!("the server exited; see {}", server.log.display());
-                return;
-            }
+        if let Some(server) = started.server.as_mut()
+            && !server.running()
+        {
+            tracing::warn!("the server exited; see {}", server.log.display());
+            return;
         }
         for (agent, _) in &mut started.agents {
             if !agent.running() {
-                eprintln!("{} exited; see {}", agent.name, agent.log.display());
+                tracing::warn!("{} exited; see {}", agent.name, agent.log.display());
                 return;
             }
         }
     }
+}
+
+/// Prints a line, ignoring a closed standard output (the demo must still stop what it started
+/// when its terminal or reader went away).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
@@ -230,7 +240,10 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 fn print_banner(ready: &Ready, dir: &Path) {
     let url = &ready.url;
     println!();
-    println!("Caravan demo is running (state and logs in {}).", dir.display());
+    println!(
+        "Caravan demo is running (state and logs in {}).",
+        dir.display()
+    );
     println!();
     println!("  UI:          {url}/ui/");
     println!("  admin token: {}", ready.admin_token);
@@ -252,7 +265,10 @@ fn print_banner(ready: &Ready, dir: &Path) {
         setup::PAYMENTS
     );
     println!();
-    println!("The CLI works too: CARAVAN_SERVER={url} CARAVAN_TOKEN=<admin token> caravan service show {}", setup::SERVICE);
+    println!(
+        "The CLI works too: CARAVAN_SERVER={url} CARAVAN_TOKEN=<admin token> caravan service show {}",
+        setup::SERVICE
+    );
     println!("Ctrl-C stops everything.");
     println!("caravan demo ready");
 }

@@ -63,10 +63,10 @@ impl Managed {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let _ = writeln!(file, "{line}");
-                if let Some(url) = line.strip_prefix("caravan listening on ") {
-                    if let Some(sender) = sender.take() {
-                        let _ = sender.send(url.to_owned());
-                    }
+                if let Some(url) = line.strip_prefix("caravan listening on ")
+                    && let Some(sender) = sender.take()
+                {
+                    let _ = sender.send(url.to_owned());
                 }
             }
         });
@@ -104,7 +104,11 @@ impl Managed {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if self.running() {
-            eprintln!("{} did not stop within {} s: killed", self.name, grace.as_secs());
+            tracing::warn!(
+                "{} did not stop within {} s: killed",
+                self.name,
+                grace.as_secs()
+            );
         }
         self.kill();
     }
@@ -163,7 +167,9 @@ pub fn sweep_instances(work_dir: &Path) {
             continue;
         };
         let (Some(pid), Some(instance)) = (
-            record["pid"].as_i64().and_then(|pid| i32::try_from(pid).ok()),
+            record["pid"]
+                .as_i64()
+                .and_then(|pid| i32::try_from(pid).ok()),
             record["instance"].as_str(),
         ) else {
             continue;

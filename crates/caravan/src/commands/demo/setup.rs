@@ -30,11 +30,26 @@ pub const DATA_CENTERS: [(&str, &str, &str); 3] = [
 
 /// The hosts, one agent each: two in each production data center, one in staging.
 pub const HOSTS: [HostPlan; 5] = [
-    HostPlan { name: "dc1-h1", data_center: "dc1" },
-    HostPlan { name: "dc1-h2", data_center: "dc1" },
-    HostPlan { name: "dc2-h1", data_center: "dc2" },
-    HostPlan { name: "dc2-h2", data_center: "dc2" },
-    HostPlan { name: "stg1-h1", data_center: "stg1" },
+    HostPlan {
+        name: "dc1-h1",
+        data_center: "dc1",
+    },
+    HostPlan {
+        name: "dc1-h2",
+        data_center: "dc1",
+    },
+    HostPlan {
+        name: "dc2-h1",
+        data_center: "dc2",
+    },
+    HostPlan {
+        name: "dc2-h2",
+        data_center: "dc2",
+    },
+    HostPlan {
+        name: "stg1-h1",
+        data_center: "stg1",
+    },
 ];
 
 /// The tenant owning the sample service (its logs are the instances' output).
@@ -78,10 +93,9 @@ pub async fn platform(client: &Client, sample_app: &str) -> anyhow::Result<Strin
         )
         .await
         .context("pushing the example schema")?;
-    for (name, display_name, retention_days) in [
-        (SHOP, "Shop team", 3),
-        (PAYMENTS, "Payments team", 7),
-    ] {
+    for (name, display_name, retention_days) in
+        [(SHOP, "Shop team", 3), (PAYMENTS, "Payments team", 7)]
+    {
         client
             .create_tenant(&TenantCreate {
                 name: caravan_tenancy::TenantName::new(name)?,
@@ -150,7 +164,11 @@ pub async fn hosts_up(client: &Client, timeout: Duration) -> anyhow::Result<()> 
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {up} of {} hosts came up within {} s", HOSTS.len(), timeout.as_secs());
+            bail!(
+                "only {up} of {} hosts came up within {} s",
+                HOSTS.len(),
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

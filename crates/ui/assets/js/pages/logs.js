@@ -95,7 +95,7 @@ class Discover {
     this.absoluteBox.addEventListener('change', () => this.search());
 
     this.errorBox = h('div', { 'aria-live': 'assertive' });
-    this.countLine = h('p', { class: 'count', 'aria-live': 'polite' });
+    this.countLine = h('p', { class: 'count', id: 'hit-line', 'aria-live': 'polite' });
     this.histogram = h('div', { class: 'histogram', id: 'histogram', role: 'img', 'aria-label': 'Histogram of matching logs over time' });
     this.hitList = h('ul', { class: 'hits', id: 'hits', 'aria-label': 'Matching logs' });
     this.moreButton = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => this.loadMore() }, 'Load more');
@@ -170,6 +170,7 @@ class Discover {
     const body = this.body();
     setQuery({ tenant: this.tenantSelect.value, q: body.query, from: body.from, to: body.to === 'now' ? '' : body.to, live: this.liveBox.checked ? '1' : '' });
     if (!tail) this.countLine.textContent = 'Searching…';
+    this.countLine.setAttribute('aria-busy', 'true');
     let result;
     try {
       result = await api.post('/api/v1/logs/search', body);
@@ -179,6 +180,7 @@ class Discover {
       return;
     }
     if (mine !== this.request || !this.ctx.live()) return;
+    this.countLine.setAttribute('aria-busy', 'false');
     this.queryInput.removeAttribute('aria-invalid');
     this.errorBox.replaceChildren();
     const previous = this.seen;
@@ -211,6 +213,7 @@ class Discover {
   /** An error, at its position in the query when the server gave one (a byte offset). */
   showError(error, query) {
     this.countLine.textContent = '';
+    this.countLine.setAttribute('aria-busy', 'false');
     const match = /at position (\d+)/.exec(error.message);
     if (match && query) {
       const bytes = new TextEncoder().encode(query);
@@ -233,6 +236,8 @@ class Discover {
       return;
     }
     const xs = histogram.buckets.map((b) => b.start_ms / 1000);
+    // Bars stand for whole buckets: the x axis ends where the last bucket ends.
+    this.bucketS = histogram.interval_ms / 1000;
     const ys = histogram.buckets.map((b) => b.count);
     const total = ys.reduce((a, b) => a + b, 0);
     this.histogram.setAttribute('aria-label', `Histogram: ${fmt.count(total)} logs in ${xs.length} intervals of ${Math.round(histogram.interval_ms / 1000)} s`);
@@ -247,7 +252,7 @@ class Discover {
       height: 170,
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: false } },
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: (u, min, max) => [min, max + (this.bucketS ?? 0)] } },
       axes: [{}, { size: 50 }],
       series: [{}, {
         label: 'Logs', fill: `${accent}99`, stroke: accent,
@@ -256,8 +261,12 @@ class Discover {
       hooks: {
         setSelect: [(u) => {
           if (u.select.width < 3) return;
-          const from = u.posToVal(u.select.left, 'x') * 1000;
-          const to = u.posToVal(u.select.left + u.select.width, 'x') * 1000;
+          // The whole buckets the selection touches.
+          const first = u.data[0][0] ?? 0;
+          const step = this.bucketS || 1;
+          const bucket = (x) => first + Math.floor((x - first) / step) * step;
+          const from = bucket(u.posToVal(u.select.left, 'x')) * 1000;
+          const to = (bucket(u.posToVal(u.select.left + u.select.width, 'x')) + step) * 1000;
           u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
           this.zoom(from, to);
         }],
@@ -344,7 +353,8 @@ class Discover {
 
   async topValues(field, box) {
     if (!TERMS_TYPES.has(field.type) && !STATS_TYPES.has(field.type)) {
-      replace(box, h('p', { class: 'muted' }, `A ${field.type} field: search it with ${field.key}:word.`));
+      const hint = field.type === 'map' ? `${field.key}.KEY:value` : `${field.key}:word`;
+      replace(box, h('p', { class: 'muted' }, `No top values for a ${field.type} field; search it with ${hint}.`));
       return;
     }
     replace(box, h('p', { class: 'muted' }, 'Counting…'));
@@ -402,12 +412,15 @@ class Discover {
   }
 }
 
-/** One line for a log: its message, or its fields. */
+/** One line for a log: its message, then its other fields as `key=value`. */
 function summary(source, tenant) {
-  const text = source.message ?? source.msg;
-  const rest = Object.entries(source).filter(([k]) => !['message', '@timestamp', 'level', '_ignored'].includes(k))
-    .slice(0, 6).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
-  return `${tenant} · ${text ?? ''}${text ? '  ' : ''}${rest}`;
+  const text = source.message ?? '';
+  const rest = flatten(source)
+    .filter(([key]) => !['message', '@timestamp', 'level'].includes(key) && !key.startsWith('_ignored'))
+    .slice(0, 8)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+  return `${tenant} · ${text}${text ? '  ' : ''}${rest}`;
 }
 
 /** Nested objects flattened to dotted keys. */

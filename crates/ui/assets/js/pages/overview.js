@@ -25,14 +25,13 @@ export async function render(ctx) {
 }
 
 async function refresh(content) {
-  const [zones, dataCenters, hosts, services] = await Promise.all([
+  const [zones, dataCenters, hosts, services, checks] = await Promise.all([
     api.get('/api/v1/fleet/zones'),
     api.get('/api/v1/fleet/data-centers'),
     api.get('/api/v1/fleet/hosts'),
     api.get('/api/v1/fleet/services'),
+    api.get('/api/v1/fleet/checks'),
   ]);
-  const checks = await Promise.all(services.map((service) =>
-    api.get(`/api/v1/fleet/services/${api.seg(service.name)}/check`).catch(() => null)));
   replace(content,
     alerts(hosts, services, checks),
     zones.length === 0
@@ -49,17 +48,19 @@ function alerts(hosts, services, checks) {
         ` (${host.data_center}) stopped sending heartbeats ${host.last_heartbeat_ms ? fmt.ago(host.last_heartbeat_ms) : ''}; its instances were rescheduled.`));
     }
   }
-  services.forEach((service, index) => {
+  for (const service of services) {
     if (service.pending > 0) {
       items.push(h('li', {}, badge('pending', 'warn'), ' Service ',
         h('a', { href: `#/services/${api.seg(service.name)}` }, service.name),
         `: ${fmt.plural(service.pending, 'instance')} waiting for capacity.`));
     }
-    for (const text of checks[index]?.messages ?? []) {
+  }
+  for (const report of checks) {
+    for (const text of report.messages) {
       items.push(h('li', {}, badge('check', 'warn'), ' ',
-        h('a', { href: `#/services/${api.seg(service.name)}` }, service.name), `: ${text}`));
+        h('a', { href: `#/services/${api.seg(report.service)}` }, report.service), `: ${text}`));
     }
-  });
+  }
   return h('section', { class: 'alerts panel', 'aria-labelledby': 'alerts-title' },
     h('h2', { id: 'alerts-title', style: 'margin-top:0' }, 'Alerts'),
     items.length ? h('ul', { id: 'alert-list' }, items)
