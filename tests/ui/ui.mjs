@@ -13,9 +13,10 @@ import assert from 'node:assert/strict';
 
 const url = process.env.CARAVAN_URL;
 const token = process.env.CARAVAN_TOKEN;
+const tenantToken = process.env.CARAVAN_TENANT_TOKEN; // of the `shop` tenant
 const shots = process.env.SCREENSHOT_DIR ?? 'screenshots';
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-assert.ok(url && token, 'CARAVAN_URL and CARAVAN_TOKEN are required');
+assert.ok(url && token && tenantToken, 'CARAVAN_URL, CARAVAN_TOKEN and CARAVAN_TENANT_TOKEN are required');
 mkdirSync(shots, { recursive: true });
 
 const SERVICE = 'storefront';
@@ -147,6 +148,12 @@ try {
   assert.ok(zoomed > 0 && zoomed <= before + 200, `zoomed: ${zoomed} logs, before: ${before}`);
   await shot('logs-zoomed');
 
+  step = 'logs: live tail marks new logs';
+  await page.getByLabel('Query').fill('');
+  await page.getByLabel(/Live tail/).check();
+  await page.locator('#hits .hit.new').first().waitFor({ timeout: 15_000 });
+  await page.getByLabel(/Live tail/).uncheck();
+
   step = 'scale the service and see the new instances';
   await page.goto(`${url}/ui/#/services/${SERVICE}`);
   await page.locator('#instances-table [data-instance]').first().waitFor();
@@ -179,6 +186,25 @@ try {
   step = 'logout';
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(/#\/login$/);
+
+  step = 'a tenant token sees its own tenant only';
+  await page.getByLabel('API token').fill(tenantToken);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/#\/overview$/);
+  await page.getByText('tenant shop').waitFor();
+  await page.locator('[data-host="dc1-h1"]').waitFor(); // fleet:read shows the inventory
+  await page.getByRole('link', { name: 'Services', exact: true }).click();
+  await page.getByRole('link', { name: SERVICE }).waitFor();
+  await page.getByRole('link', { name: 'Logs', exact: true }).click();
+  const tenantSelect = page.getByLabel('Tenant');
+  assert.deepEqual(await tenantSelect.locator('option').allTextContents(), ['shop']);
+  await page.locator('#hit-count').waitFor();
+  await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+  await page.waitForURL(/#\/tenants\/shop$/);
+  await page.getByRole('heading', { name: 'Tenant shop' }).waitFor();
+  await page.goto(`${url}/ui/#/tenants/payments`);
+  await page.getByText(/not found/).waitFor(); // another tenant does not exist for it
+  await shot('tenant-token');
 
   assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
   console.log('ui browser test: ok');

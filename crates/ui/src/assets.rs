@@ -79,6 +79,7 @@ assets![
     "app.css",
     "favicon.svg",
     "js/main.js",
+    "js/fallback.js",
     "js/api.js",
     "js/dom.js",
     "js/format.js",

@@ -26,6 +26,8 @@ struct Demo {
     child: Option<Child>,
     url: String,
     admin_token: String,
+    /// A token of the `shop` tenant (fleet and logs).
+    shop_token: String,
     dir: PathBuf,
 }
 
@@ -56,11 +58,12 @@ impl Demo {
             }
         });
         let deadline = Instant::now() + READY_TIMEOUT;
-        let (mut url, mut admin_token) = (None, None);
+        let (mut url, mut admin_token, mut shop_token) = (None, None, None);
         let mut demo = Demo {
             child: Some(child),
             url: String::new(),
             admin_token: String::new(),
+            shop_token: String::new(),
             dir: dir.to_path_buf(),
         };
         loop {
@@ -72,12 +75,15 @@ impl Demo {
                 url = Some(rest.trim().trim_end_matches("/ui/").to_owned());
             } else if let Some(rest) = line.trim().strip_prefix("admin token:") {
                 admin_token = Some(rest.trim().to_owned());
+            } else if let Some(rest) = line.trim().strip_prefix("shop token:") {
+                shop_token = rest.split_whitespace().next().map(str::to_owned);
             } else if line == "caravan demo ready" {
                 break;
             }
         }
         demo.url = url.expect("the demo printed the UI address");
         demo.admin_token = admin_token.expect("the demo printed the admin token");
+        demo.shop_token = shop_token.expect("the demo printed the shop token");
         demo
     }
 
@@ -174,6 +180,7 @@ fn ui_in_a_real_browser_against_the_demo() {
         .current_dir(root.join("tests/ui"))
         .env("CARAVAN_URL", &demo.url)
         .env("CARAVAN_TOKEN", &demo.admin_token)
+        .env("CARAVAN_TENANT_TOKEN", &demo.shop_token)
         .env("SCREENSHOT_DIR", &screenshots)
         .env("CHROMIUM", CHROMIUM)
         .output()

@@ -11,6 +11,9 @@ import * as logs from './pages/logs.js';
 import * as tenants from './pages/tenants.js';
 import * as schema from './pages/schema.js';
 
+// Tells fallback.js that the modules loaded.
+window.caravanStarted = true;
+
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
 

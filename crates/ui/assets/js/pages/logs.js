@@ -103,6 +103,9 @@ class Discover {
     this.fieldList = h('ul', { id: 'field-list' });
     this.fieldFilter.addEventListener('input', () => this.filterFields());
 
+    this.results = h('section', { 'aria-label': 'Results' },
+      h('div', { class: 'panel' }, this.countLine, this.histogram),
+      h('div', { class: 'panel' }, this.hitList, this.moreButton));
     replace(this.ctx.main,
       h('h1', {}, 'Logs'),
       form,
@@ -114,9 +117,7 @@ class Discover {
         h('aside', { class: 'sidebar panel', 'aria-labelledby': 'fields-title' },
           h('h2', { id: 'fields-title', style: 'margin-top:0' }, 'Fields'),
           this.fieldFilter, this.fieldList),
-        h('section', { 'aria-label': 'Results' },
-          h('div', { class: 'panel' }, this.countLine, this.histogram),
-          h('div', { class: 'panel' }, this.hitList, this.moreButton))));
+        this.results));
     const resize = () => this.plot?.setSize({ width: this.histogram.clientWidth, height: 170 });
     window.addEventListener('resize', resize);
     this.ctx.onLeave(() => { window.removeEventListener('resize', resize); this.stopLive(); });
@@ -181,6 +182,7 @@ class Discover {
     }
     if (mine !== this.request || !this.ctx.live()) return;
     this.countLine.setAttribute('aria-busy', 'false');
+    this.results.classList.remove('stale');
     this.queryInput.removeAttribute('aria-invalid');
     this.errorBox.replaceChildren();
     const previous = this.seen;
@@ -212,6 +214,7 @@ class Discover {
 
   /** An error, at its position in the query when the server gave one (a byte offset). */
   showError(error, query) {
+    this.results.classList.add('stale');
     this.countLine.textContent = '';
     this.countLine.setAttribute('aria-busy', 'false');
     const match = /at position (\d+)/.exec(error.message);
