@@ -171,6 +171,30 @@ try {
     .every((el) => el.textContent.includes('running')), null, { timeout: 30_000 });
   await shot('service-scaled');
 
+  step = 'migrate: the dialog can be cancelled from the keyboard';
+  await page.getByRole('button', { name: 'Migrate…' }).click();
+  const migrateDialog = page.getByRole('dialog', { name: `Migrate ${SERVICE}` });
+  await migrateDialog.getByLabel('Target host').waitFor();
+  await page.keyboard.press('Escape');
+  await migrateDialog.waitFor({ state: 'detached' });
+
+  step = 'drain a host: its instances move, make before break';
+  await page.getByRole('button', { name: 'Drain a host…' }).click();
+  const drainDialog = page.getByRole('dialog', { name: 'Drain a host' });
+  await drainDialog.getByLabel('Host').selectOption('dc1-h2');
+  await drainDialog.getByRole('button', { name: 'Drain', exact: true }).click();
+  await drainDialog.waitFor({ state: 'detached' });
+  await page.waitForFunction(() => {
+    const members = [...document.querySelectorAll('#instances-table [data-instance]')];
+    return members.length === 6 && members.every((el) => !el.textContent.includes('host dc1-h2')
+      && el.textContent.includes('running'));
+  }, null, { timeout: 40_000 });
+  const drained = await api('GET', '/api/v1/fleet/hosts/dc1-h2');
+  assert.equal(drained.host.state, 'draining');
+  assert.equal(drained.instances.length, 0);
+  await page.goto(`${url}/ui/#/overview`);
+  await page.locator('[data-host="dc1-h2"]').getByText('draining', { exact: true }).waitFor();
+
   step = 'tenants and schema';
   await page.goto(`${url}/ui/#/tenants`);
   await page.getByRole('link', { name: 'payments' }).click();
