@@ -76,6 +76,7 @@ try {
   await page.getByRole('link', { name: 'Services', exact: true }).click();
   await page.getByRole('link', { name: SERVICE }).click();
   await page.waitForURL(new RegExp(`#/services/${SERVICE}$`));
+  assert.equal(await page.title(), `Service ${SERVICE} · Caravan`);
   await page.waitForFunction(() => document.querySelectorAll('#instances-table [data-instance]').length === 4
     && document.querySelectorAll('#instances-table .badge.ok').length >= 8); // running + healthy
   const layout = await page.locator('#instances-table').innerText();
@@ -85,11 +86,17 @@ try {
   await shot('service');
 
   step = 'logs: count equals the API';
-  const to = new Date(Date.now() - 2000).toISOString(); // older than the 1 s commit interval
-  const from = new Date(Date.now() - 10 * 60_000).toISOString();
   const query = 'level:ERROR OR http.status:>=500';
-  const fromApi = await api('POST', '/api/v1/logs/search', { tenants: ['payments'], query, from, to, size: 0 });
-  assert.ok(fromApi.total > 0, 'the log generator has sent errors');
+  // A closed range ending 2 s ago (the store commits every second), once it holds errors.
+  let from; let to; let fromApi;
+  for (let attempt = 0; ; attempt += 1) {
+    to = new Date(Date.now() - 2000).toISOString();
+    from = new Date(Date.now() - 10 * 60_000).toISOString();
+    fromApi = await api('POST', '/api/v1/logs/search', { tenants: ['payments'], query, from, to, size: 0 });
+    if (fromApi.total > 0) break;
+    assert.ok(attempt < 30, 'the log generator sent no errors within 15 s');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
   const address = new URLSearchParams({ tenant: 'payments', q: query, from, to });
   await page.goto(`${url}/ui/#/logs?${address}`);
   const count = page.locator('#hit-count');

@@ -17,14 +17,14 @@ window.caravanStarted = true;
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
 
-route('/login', null, login.render);
-route('/overview', 'overview', overview.render);
-route('/services', 'services', services.renderList);
-route('/services/:name', 'services', service.render);
-route('/logs', 'logs', logs.render);
-route('/tenants', 'tenants', tenants.renderList);
-route('/tenants/:name', 'tenants', tenants.renderTenant);
-route('/schema', 'schema', schema.render);
+route('/login', null, 'Log in', login.render);
+route('/overview', 'overview', 'Overview', overview.render);
+route('/services', 'services', 'Services', services.renderList);
+route('/services/:name', 'services', 'Service', service.render);
+route('/logs', 'logs', 'Logs', logs.render);
+route('/tenants', 'tenants', 'Tenants', tenants.renderList);
+route('/tenants/:name', 'tenants', 'Tenant', tenants.renderTenant);
+route('/schema', 'schema', 'Schema', schema.render);
 
 async function show() {
   const onLogin = location.hash.startsWith('#/login');

@@ -7,11 +7,11 @@ const routes = [];
 let cleanups = [];
 let generation = 0;
 
-/** Registers a page for a pattern such as `/services/:name`. */
-export function route(pattern, nav, render) {
+/** Registers a page for a pattern such as `/services/:name`, with its window title. */
+export function route(pattern, nav, title, render) {
   const names = [];
   const regex = new RegExp(`^${pattern.replace(/:(\w+)/g, (_, name) => { names.push(name); return '([^/]+)'; })}$`);
-  routes.push({ regex, names, nav, render });
+  routes.push({ regex, names, nav, title, render });
 }
 
 /** The current hash, split into a path and query parameters. */
@@ -51,6 +51,7 @@ export async function render(main) {
     return;
   }
   const params = Object.fromEntries(found.r.names.map((name, i) => [name, decodeURIComponent(found.m[i + 1])]));
+  document.title = `${found.r.title}${params.name ? ` ${params.name}` : ''} · Caravan`;
   replace(main, h('p', { class: 'loading' }, 'Loading…'));
   const ctx = {
     main, params, query,
