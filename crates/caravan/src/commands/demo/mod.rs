@@ -52,7 +52,7 @@ impl Started {
             agent.stop(STOP_GRACE).await;
             processes::sweep_instances(&work_dir);
         });
-        futures_join_all(stops).await;
+        join_all(stops).await;
         if let Some(mut server) = self.server.take() {
             server.stop(STOP_GRACE).await;
         }
@@ -60,7 +60,7 @@ impl Started {
 }
 
 /// Awaits every future (few of them: one per agent), concurrently.
-async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+async fn join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     futures: impl IntoIterator<Item = F>,
 ) {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();

@@ -70,15 +70,23 @@ impl Managed {
                 }
             }
         });
-        match receiver.recv_timeout(SERVER_START_TIMEOUT) {
-            Ok(url) => Ok((managed, url)),
-            Err(_) => {
-                managed.kill();
-                bail!(
-                    "the server did not start within {} s; see {}",
-                    SERVER_START_TIMEOUT.as_secs(),
-                    log.display()
-                )
+        // Wait for the address, or for the server to exit (a busy port, a bad data directory).
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        loop {
+            match receiver.recv_timeout(Duration::from_millis(200)) {
+                Ok(url) => return Ok((managed, url)),
+                Err(_) if !managed.running() => {
+                    bail!("the server exited at start; see {}", log.display())
+                }
+                Err(_) if Instant::now() > deadline => {
+                    managed.kill();
+                    bail!(
+                        "the server did not start within {} s; see {}",
+                        SERVER_START_TIMEOUT.as_secs(),
+                        log.display()
+                    )
+                }
+                Err(_) => {}
             }
         }
     }
