@@ -2,7 +2,7 @@
 # Installs the system packages Caravan's commands and tests need, when they are missing.
 # Debian packages: prometheus (promtool), protobuf-compiler + libprotobuf-dev (protoc and the
 # well-known .proto files), haproxy, wrk, rsyslog + rsyslog-elasticsearch (omelasticsearch), npm
-# (the official JavaScript client's test).
+# (the official JavaScript client's test), chromium (the web UI's browser test).
 set -euo pipefail
 
 missing=()
@@ -25,6 +25,7 @@ need wrk wrk
 need /usr/sbin/rsyslogd rsyslog
 compgen -G '/usr/lib/*/rsyslog/omelasticsearch.so' >/dev/null || missing+=(rsyslog-elasticsearch)
 need npm npm
+need /usr/bin/chromium chromium
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]} == 0)); then

@@ -94,6 +94,9 @@ pub enum Command {
     Agent(AgentArgs),
     /// Run the built-in sample HTTP service (for demos and tests of the agent).
     SampleApp(SampleAppArgs),
+    /// Run the whole platform on this machine with sample data: a server, agents simulating
+    /// hosts in three data centers, tenants, a service and logs. Ctrl-C stops it all.
+    Demo(DemoArgs),
     /// Show who the current token is.
     Whoami,
     /// Print shell completions.
@@ -168,6 +171,23 @@ pub struct AgentArgs {
 }
 
 /// `caravan sample-app`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory of the demo's state: the server's data, the agents' work directories, logs.
+    /// A second run in the same directory resumes the fleet it left.
+    #[arg(long, default_value = "./caravan-demo")]
+    pub dir: PathBuf,
+    /// Address the server listens on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    pub listen: String,
+    /// First port of the agents' port ranges (each agent takes the next 20 ports).
+    #[arg(long, default_value_t = 21000)]
+    pub agent_ports: u16,
+    /// Documents the log generator sends per second (0: no generator).
+    #[arg(long, default_value_t = 20)]
+    pub logs_per_second: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct SampleAppArgs {
     /// Port to listen on.

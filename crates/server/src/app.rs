@@ -77,6 +77,8 @@ pub fn app(state: AppState) -> Router {
         .merge(system::router())
         .merge(api)
         .merge(logs::router(&state))
+        // The web UI's files under `/ui/` (the UI calls the native API above).
+        .merge(caravan_ui::router())
         .method_not_allowed_fallback(system::wrong_method)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into calls and prints results.
 
 mod agent;
+mod demo;
 mod fleet;
 mod logs;
 mod schema;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Fleet(_) => fleet::run(&client(&cli)?, &printer, &cli.command).await,
         Command::Agent(ref args) => agent::run_agent(&cli, args).await,
         Command::SampleApp(ref args) => agent::run_sample_app(args).await,
+        Command::Demo(ref args) => demo::run(args).await,
         Command::Whoami => {
             let whoami = client(&cli)?.whoami().await?;
             printer.whoami(&whoami)

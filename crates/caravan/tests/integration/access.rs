@@ -79,6 +79,9 @@ fn access_rules_table() {
         ("none", "GET", "/healthz", None, 200),
         ("none", "GET", "/readyz", None, 200),
         ("none", "GET", "/metrics", None, 200),
+        // The web UI's files: public (the UI asks for a token, and calls the API with it).
+        ("none", "GET", "/ui/", None, 200),
+        ("none", "GET", "/ui/js/main.js", None, 200),
         // No valid token: 401 everywhere else, including unknown routes' neighbours.
         ("none", "GET", "/api/v1/whoami", None, 401),
         ("invalid", "GET", "/api/v1/whoami", None, 401),
@@ -206,6 +209,10 @@ fn access_rules_table() {
         // Services: a tenant's own with fleet:read/fleet:write; another tenant's is 404.
         ("alpha", "GET", "/api/v1/fleet/services", None, 200),
         ("alpha-w", "GET", "/api/v1/fleet/services", None, 403),
+        ("none", "GET", "/api/v1/fleet/checks", None, 401),
+        ("alpha", "GET", "/api/v1/fleet/checks", None, 200),
+        ("alpha-w", "GET", "/api/v1/fleet/checks", None, 403),
+        ("admin", "GET", "/api/v1/fleet/checks", None, 200),
         ("alpha", "GET", "/api/v1/fleet/services/nope", None, 404),
         (
             "alpha",

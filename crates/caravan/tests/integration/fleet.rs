@@ -1157,6 +1157,36 @@ fn check_reports_shared_hosts_and_migrate_fixes_them() {
         stderr.contains("service web has 1 placement problem(s)"),
         "{stderr}"
     );
+    // Every visible service's problems at once (the UI's alerts): the owner's and the
+    // admin's view, none for another tenant.
+    let checks = fleet.ok("GET", "/api/v1/fleet/checks", None);
+    assert_eq!(checks.as_array().unwrap().len(), 1, "{checks}");
+    assert_eq!(checks[0]["service"], "web");
+    assert!(
+        checks[0]["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 instances share host dc1-h1"),
+        "{checks}"
+    );
+    let owner = fleet.token("payments", &["fleet:read"]);
+    let (status, owner_checks) =
+        fleet
+            .server
+            .call("GET", "/api/v1/fleet/checks", Some(&owner), None);
+    assert_eq!((status, &owner_checks), (200, &checks));
+    fleet.server.create_tenant("other");
+    let other = fleet.token("other", &["fleet:read"]);
+    let (status, other_checks) =
+        fleet
+            .server
+            .call("GET", "/api/v1/fleet/checks", Some(&other), None);
+    assert_eq!((status, other_checks), (200, json!([])));
+    let logs_only = fleet.token("payments", &["logs:read"]);
+    let (status, _) = fleet
+        .server
+        .call("GET", "/api/v1/fleet/checks", Some(&logs_only), None);
+    assert_eq!(status, 403);
 
     let error = fleet.cli_err(&["service", "migrate", "web", "--to-host", "nope"]);
     assert!(error.contains("nope"), "{error}");
@@ -1187,6 +1217,7 @@ fn check_reports_shared_hosts_and_migrate_fixes_them() {
     );
     let clean = fleet.cli(&["service", "check", "web"]);
     assert!(clean.contains("no placement problems"), "{clean}");
+    assert_eq!(fleet.ok("GET", "/api/v1/fleet/checks", None), json!([]));
     let hosts: BTreeSet<String> = instances(&fleet.service("web"))
         .iter()
         .map(|i| i["host"].as_str().unwrap().to_owned())
@@ -1261,6 +1292,7 @@ fn the_openapi_document_describes_the_fleet() {
         "/api/v1/fleet/leases",
         "/api/v1/fleet/templates/{name}",
         "/api/v1/fleet/services/{name}/check",
+        "/api/v1/fleet/checks",
         "/api/v1/fleet/services/{name}/migrate",
         "/api/v1/fleet/instances/{id}/healthy",
         "/api/v1/fleet/instances/{id}/stopped",

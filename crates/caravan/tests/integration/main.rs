@@ -14,4 +14,5 @@ mod logs_clients;
 mod schema;
 mod search;
 mod shippers;
+mod ui_browser;
 mod validation;

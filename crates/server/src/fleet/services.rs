@@ -37,6 +37,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(service_endpoints))
         .routes(routes!(registry))
         .routes(routes!(check_service))
+        .routes(routes!(check_services))
         .routes(routes!(migrate_service))
         .routes(routes!(capacity))
         .routes(routes!(list_quotas))
@@ -311,6 +312,30 @@ async fn check_service(
     let fleet = state.fleet().read().await?;
     owned_service(&fleet, &principal, &name, Scope::FleetRead)?;
     Ok(Json(fleet.check(&name)?))
+}
+
+/// Reports the placement problems of every service the token sees (all for admins, its
+/// tenant's for a tenant token with `fleet:read`): one report per service that has findings,
+/// by service name; an empty list when all is well. The UI's overview shows them as alerts.
+#[utoipa::path(get, path = "/fleet/checks", tag = "fleet",
+    responses((status = 200, description = "`[{service, findings, messages}]`, services with findings only", body = Vec<Object>),
+        (status = 403, body = ErrorBody)))]
+async fn check_services(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<Vec<CheckReport>>, ApiError> {
+    require_read(&principal)?;
+    let fleet = state.fleet().read().await?;
+    let mut reports = Vec::new();
+    for service in fleet.services() {
+        if sees(&principal, &service.tenant) {
+            let report = fleet.check(&service.name)?;
+            if !report.findings.is_empty() {
+                reports.push(report);
+            }
+        }
+    }
+    Ok(Json(reports))
 }
 
 /// Fixes what the check reports by moving instances (replacement placed first), to `to_host`
