@@ -122,6 +122,10 @@ pub struct AgentConfig {
     /// [`crate::limits::CGROUP_ROOT_DEFAULT`]); `None`, or one the agent cannot use, leaves
     /// only `RLIMIT_DATA` (see [`crate::limits`]).
     pub cgroup_root: Option<PathBuf>,
+    /// The address instances are reached at, reported with their health so that the registry
+    /// publishes it instead of their leases (the process driver configures no lease on any
+    /// interface: instances listen on the host's addresses). `None`: their leases.
+    pub advertise_ip: Option<std::net::IpAddr>,
 }
 
 /// Runs the agent until `shutdown` completes; then stops its instances (SIGTERM, SIGKILL after
@@ -386,6 +390,7 @@ impl Agent {
             let report = HealthReport {
                 port: Some(port),
                 weight: Some(weight),
+                address: self.config.advertise_ip,
             };
             match self.client.instance_health_report(id, &report).await {
                 Ok(())

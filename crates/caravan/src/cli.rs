@@ -2,7 +2,7 @@
 
 pub mod fleet;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use caravan_tenancy::{Scope, TenantName};
@@ -97,6 +97,9 @@ pub enum Command {
     /// Run the whole platform on this machine with sample data: a server, agents simulating
     /// hosts in three data centers, tenants, a service and logs. Ctrl-C stops it all.
     Demo(DemoArgs),
+    /// Run a load balancer: a local HAProxy whose frontends and backends follow the service
+    /// registry (one per service with a frontend port).
+    Lb(LbArgs),
     /// Show who the current token is.
     Whoami,
     /// Print shell completions.
@@ -168,6 +171,59 @@ pub struct AgentArgs {
     /// Do not use cgroups (memory is still limited per process with RLIMIT_DATA).
     #[arg(long)]
     pub no_cgroups: bool,
+    /// The address instances are reached at, published in the registry instead of their
+    /// leases (the process driver configures no lease on an interface; instances listen on the
+    /// host's addresses, e.g. 127.0.0.1 when several agents simulate hosts on one machine).
+    #[arg(long)]
+    pub advertise_ip: Option<IpAddr>,
+    /// Also run a load balancer in this process (as `caravan lb` with its defaults, its files
+    /// under `<work-dir>/lb`).
+    #[arg(long)]
+    pub lb: bool,
+}
+
+/// `caravan lb`.
+#[derive(Debug, Args)]
+pub struct LbArgs {
+    /// Directory of HAProxy's configuration, sockets and server-state file.
+    #[arg(long, env = "CARAVAN_LB_WORK_DIR", default_value = "./caravan-lb")]
+    pub work_dir: PathBuf,
+    /// The HAProxy program.
+    #[arg(long, default_value = "haproxy")]
+    pub haproxy: PathBuf,
+    /// The address frontends listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// A minijinja template of HAProxy's configuration replacing Caravan's default (see
+    /// `crates/lb/templates/haproxy.cfg.j2` for what it must keep).
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// Where to serve `/metrics`: the driver's metrics and HAProxy's statistics per backend and
+    /// server.
+    #[arg(long, default_value = "127.0.0.1:9201")]
+    pub metrics_listen: SocketAddr,
+    /// Where HAProxy's own Prometheus exporter listens, if anywhere.
+    #[arg(long)]
+    pub prometheus_listen: Option<SocketAddr>,
+    /// Drive an existing HAProxy (master-worker mode) through this master socket instead of
+    /// starting one; needs --attach-config.
+    #[arg(long, requires = "attach_config", value_name = "SOCKET")]
+    pub attach_master_socket: Option<PathBuf>,
+    /// The configuration file the attached HAProxy runs from (Caravan rewrites it).
+    #[arg(long, requires = "attach_master_socket", value_name = "FILE")]
+    pub attach_config: Option<PathBuf>,
+    /// Server slots a backend has at least (room to scale without a reload).
+    #[arg(long, default_value_t = caravan_lb::model::SLOTS_MIN_DEFAULT)]
+    pub slots_min: u32,
+    /// How long registry changes gather before they are applied, in milliseconds.
+    #[arg(long, default_value_t = caravan_lb::driver::BATCH_MS_DEFAULT)]
+    pub batch_ms: u64,
+    /// The shortest time between two reloads, in milliseconds.
+    #[arg(long, default_value_t = caravan_lb::driver::RELOAD_INTERVAL_MS_DEFAULT)]
+    pub reload_interval_ms: u64,
+    /// The time between two full reconciliations of HAProxy with the registry, in milliseconds.
+    #[arg(long, default_value_t = caravan_lb::driver::RESYNC_MS_DEFAULT)]
+    pub resync_ms: u64,
 }
 
 /// `caravan sample-app`.

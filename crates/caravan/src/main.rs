@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let default_log_level = match cli.command {
-        cli::Command::Server(_) | cli::Command::Agent(_) => "info",
+        cli::Command::Server(_) | cli::Command::Agent(_) | cli::Command::Lb(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

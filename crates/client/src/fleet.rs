@@ -201,7 +201,7 @@ impl Client {
             id,
             &HealthReport {
                 port: Some(port),
-                weight: None,
+                ..HealthReport::default()
             },
         )
         .await

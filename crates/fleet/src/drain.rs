@@ -325,7 +325,13 @@ impl Fleet {
         id: InstanceId,
         port: Option<u16>,
     ) -> Result<Outcome, FleetError> {
-        self.instance_healthy_report(id, HealthReport { port, weight: None })
+        self.instance_healthy_report(
+            id,
+            HealthReport {
+                port,
+                ..HealthReport::default()
+            },
+        )
     }
 
     /// The agent reports an instance healthy, with the port it listens on and its warm-up
@@ -352,6 +358,7 @@ impl Fleet {
             };
             let port = report.port.or(instance.port);
             let weight = report.weight.or(instance.weight);
+            let address = report.address.or(instance.address);
             match &instance.state {
                 InstanceState::Pending { .. } => {
                     return Err(FleetError::InstanceState {
@@ -360,10 +367,14 @@ impl Fleet {
                     });
                 }
                 InstanceState::Running | InstanceState::Stopping => {
-                    if port != instance.port || weight != instance.weight {
+                    if port != instance.port
+                        || weight != instance.weight
+                        || address != instance.address
+                    {
                         let mut updated = instance;
                         updated.port = port;
                         updated.weight = weight;
+                        updated.address = address;
                         fleet.put_instance(txn, id, Some(updated));
                     }
                     return Ok(());
@@ -375,6 +386,7 @@ impl Fleet {
             running.state = InstanceState::Running;
             running.port = port;
             running.weight = weight;
+            running.address = address;
             let mut event = Event::new(
                 EventKind::InstanceHealthy,
                 format!("{id} ({}) is healthy", running.describe()),

@@ -39,6 +39,10 @@ pub struct HealthReport {
     /// known (full for an instance placed since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// The address the instance is reached at, when it is not its lease (its host's, for the
+    /// process driver); `None` keeps the one known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
 }
 
 /// One instance of a service, as its consumers see it.
@@ -51,7 +55,7 @@ pub struct Endpoint {
     pub host: HostName,
     /// Its data center.
     pub data_center: DcName,
-    /// Its address (its lease).
+    /// The address it is reached at: the one its agent reported, else its lease.
     pub ip: IpAddr,
     /// The port its agent gave it; `None` until its agent reports it (with its health).
     pub port: Option<u16>,
@@ -154,7 +158,7 @@ impl Fleet {
             .into_iter()
             .filter_map(|instance| {
                 let host = instance.host.clone()?;
-                let ip = instance.ip?;
+                let ip = instance.address.or(instance.ip)?;
                 let host_draining = self
                     .host(&host)
                     .is_some_and(|record| record.state == HostState::Draining);

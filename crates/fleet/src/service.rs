@@ -184,6 +184,11 @@ pub struct Instance {
     /// reported since it was placed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// The address its agent says it is reached at, as reported with its health (the process
+    /// driver does not configure leases on interfaces: instances share their host's); `None`
+    /// is its lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
 }
 
 impl Instance {
@@ -690,6 +695,7 @@ impl Fleet {
             state: InstanceState::Placed,
             port: None,
             weight: None,
+            address: None,
         };
         self.put_instance(txn, id, Some(instance));
         Ok((id, choice))
@@ -749,6 +755,7 @@ impl Fleet {
             state: InstanceState::Pending { reason },
             port: None,
             weight: None,
+            address: None,
         };
         self.put_instance(txn, id, Some(instance));
         id
@@ -814,6 +821,7 @@ impl Fleet {
                     placed.state = InstanceState::Placed;
                     placed.port = None;
                     placed.weight = None;
+                    placed.address = None;
                     self.put_instance(txn, id, Some(placed));
                     txn.event(placed_event(
                         EventKind::InstancePlaced,

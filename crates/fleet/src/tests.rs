@@ -1275,6 +1275,7 @@ fn warm_up_weights_reach_the_registry_and_start_over_after_unhealthy() {
     let report = |port, weight| HealthReport {
         port,
         weight: Some(weight),
+        address: None,
     };
     fleet
         .instance_healthy_report(id, report(Some(20_001), 10))
@@ -1477,6 +1478,37 @@ fn the_registry_lists_the_included_services_with_frontend_ports_and_endpoints() 
     let id = web.endpoints[0].instance;
     fleet.instance_healthy_at(id, Some(20_001)).unwrap();
     assert_ne!(fleet.registry(|_| true).version, all.version);
+}
+
+#[test]
+fn an_address_reported_with_health_replaces_the_lease_in_the_registry() {
+    let mut fleet = fleet(1, 1);
+    fleet.create_service(spec("web", 1, &["web_dc1"])).unwrap();
+    let id = fleet.service_instances(&service("web"))[0].id;
+    let lease = fleet.instance(id).unwrap().ip.unwrap();
+    let report = HealthReport {
+        port: Some(20_001),
+        weight: None,
+        address: Some("127.0.0.1".parse().unwrap()),
+    };
+    fleet.instance_healthy_report(id, report).unwrap();
+    let endpoints = fleet.service_endpoints(&service("web")).unwrap().endpoints;
+    assert_eq!(endpoints[0].ip.to_string(), "127.0.0.1");
+    assert_eq!(
+        fleet.instance(id).unwrap().ip,
+        Some(lease),
+        "the lease stays leased"
+    );
+    // A later report without one keeps it.
+    fleet
+        .instance_healthy_report(id, HealthReport::default())
+        .unwrap();
+    assert_eq!(
+        fleet.service_endpoints(&service("web")).unwrap().endpoints[0]
+            .ip
+            .to_string(),
+        "127.0.0.1"
+    );
 }
 
 #[test]

@@ -84,8 +84,8 @@ pub async fn run(config: LbConfig, shutdown: impl Future<Output = ()>) -> Result
     let settings = Settings {
         runtime_socket: haproxy.files().runtime_socket.display().to_string(),
         state_file: haproxy.files().state_file.display().to_string(),
-        bind_address: config.bind_address,
         prometheus_listen: config.prometheus_listen,
+        ..Settings::in_dir(&config.work_dir, config.bind_address)
     };
     let metrics = Arc::new(Metrics::new()?);
     let instances = Arc::new(Mutex::new(BTreeMap::new()));
@@ -219,10 +219,11 @@ impl Driver {
         let previous = match &self.desired {
             Some(desired) => desired.assignment(),
             // Beside a HAProxy that already runs (attached): keep its slots where they are.
-            None if self.haproxy.is_running() => {
-                let actual = self.actual_servers().await?;
-                sync::assignment_of(&actual, &registry.services)
-            }
+            None if self.haproxy.is_running() => match self.actual_servers().await {
+                Ok(actual) => sync::assignment_of(&actual, &registry.services),
+                // Its runtime socket is not Caravan's yet: the first reload makes it so.
+                Err(_) => Default::default(),
+            },
             None => Default::default(),
         };
         let desired = model::plan(&registry.services, &previous, self.slots_min);

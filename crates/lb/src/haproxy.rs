@@ -139,7 +139,6 @@ impl Haproxy {
     async fn check(&self, config: &Path) -> Result<(), HaproxyError> {
         let output = Command::new(&self.binary)
             .arg("-c")
-            .arg("-q")
             .arg("-f")
             .arg(config)
             .stdin(Stdio::null())
@@ -223,23 +222,33 @@ impl Haproxy {
     }
 
     /// Stops a HAProxy that Caravan started: SIGUSR1 to the master (soft stop: workers finish
-    /// their connections, bounded by `hard-stop-after`), SIGTERM after `grace`.
+    /// their connections, bounded by `hard-stop-after`), repeated every second (a master still
+    /// starting may miss it), then SIGTERM to the whole group after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-            // SAFETY: kill(2) with a pid this process started and has not reaped yet.
+        let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+            return; // Already reaped.
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            // SAFETY: kill(2) on the master this process started and has not reaped (it is
+            // reaped only by the `wait` below).
             unsafe { libc::kill(pid, libc::SIGUSR1) };
-        }
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-                // SAFETY: as above; the whole group, workers included.
-                unsafe { libc::kill(-pid, libc::SIGTERM) };
+            let wait = Duration::from_secs(1).min(deadline - tokio::time::Instant::now());
+            if tokio::time::timeout(wait, child.wait()).await.is_ok() {
+                tracing::info!("HAProxy stopped");
+                return;
             }
-            let _ = tokio::time::timeout(grace, child.wait()).await;
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
         }
-        tracing::info!("HAProxy stopped");
+        // SAFETY: as above; the whole group, workers included.
+        unsafe { libc::kill(-pid, libc::SIGTERM) };
+        let _ = tokio::time::timeout(grace, child.wait()).await;
+        tracing::warn!("HAProxy did not stop within {grace:?}: terminated");
     }
 }
 

@@ -198,3 +198,210 @@ pub fn plan(services: &[RegisteredService], previous: &Assignment, slots_min: u3
     }
     desired
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use caravan_fleet::{DcName, HostName, TenantName};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    pub(crate) fn endpoint(id: u64, port: Option<u16>, healthy: bool, draining: bool) -> Endpoint {
+        Endpoint {
+            instance: InstanceId(id),
+            host: HostName::new("dc1-h1").unwrap(),
+            data_center: DcName::new("dc1").unwrap(),
+            ip: IpAddr::from([10, 0, 0, id as u8]),
+            port,
+            weight: 100,
+            healthy,
+            draining,
+        }
+    }
+
+    pub(crate) fn service(
+        name: &str,
+        port: Option<u16>,
+        endpoints: Vec<Endpoint>,
+    ) -> RegisteredService {
+        RegisteredService {
+            name: ServiceName::new(name).unwrap(),
+            tenant: TenantName::new("shop").unwrap(),
+            frontend_port: port,
+            endpoints,
+        }
+    }
+
+    fn slot_of(desired: &Desired, backend: &str, id: u64) -> Option<usize> {
+        desired.slots[backend]
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|s| s.instance == InstanceId(id)))
+    }
+
+    #[test]
+    fn services_with_a_frontend_port_get_a_backend_of_slots() {
+        let services = [
+            service(
+                "web",
+                Some(8080),
+                vec![
+                    endpoint(1, Some(20000), true, false),
+                    endpoint(2, None, false, false),
+                ],
+            ),
+            service("batch", None, vec![endpoint(3, Some(20001), true, false)]),
+        ];
+        let desired = plan(&services, &Assignment::default(), 4);
+        assert_eq!(
+            desired.layout.backends,
+            [BackendLayout {
+                service: ServiceName::new("web").unwrap(),
+                name: "svc_web".into(),
+                frontend_port: 8080,
+                slots: 4
+            }]
+        );
+        let slots = &desired.slots["svc_web"];
+        assert_eq!(slots.len(), 4);
+        assert_eq!(
+            slots[0],
+            Some(Server {
+                instance: InstanceId(1),
+                addr: IpAddr::from([10, 0, 0, 1]),
+                port: 20000,
+                weight: 100,
+                state: ServerState::Ready
+            })
+        );
+        assert!(
+            slots[1..].iter().all(Option::is_none),
+            "no port yet: not a server"
+        );
+    }
+
+    #[test]
+    fn health_and_draining_decide_the_state() {
+        let services = [service(
+            "web",
+            Some(8080),
+            vec![
+                endpoint(1, Some(1), true, false),
+                endpoint(2, Some(2), true, true),
+                endpoint(3, Some(3), false, false),
+                endpoint(4, Some(4), false, true),
+            ],
+        )];
+        let desired = plan(&services, &Assignment::default(), 8);
+        let states: Vec<ServerState> = desired.slots["svc_web"]
+            .iter()
+            .flatten()
+            .map(|server| server.state)
+            .collect();
+        use ServerState::*;
+        assert_eq!(states, [Ready, Drain, Maint, Maint]);
+    }
+
+    #[test]
+    fn endpoints_keep_their_slots_and_newcomers_avoid_slots_just_left() {
+        let first = [service(
+            "web",
+            Some(8080),
+            vec![
+                endpoint(1, Some(1), true, false),
+                endpoint(2, Some(2), true, false),
+                endpoint(3, Some(3), true, false),
+            ],
+        )];
+        let before = plan(&first, &Assignment::default(), 4);
+        // 1 leaves, 4 and 5 arrive.
+        let second = [service(
+            "web",
+            Some(8080),
+            vec![
+                endpoint(2, Some(2), true, false),
+                endpoint(3, Some(3), true, false),
+                endpoint(4, Some(4), true, false),
+                endpoint(5, Some(5), true, false),
+            ],
+        )];
+        let after = plan(&second, &before.assignment(), 4);
+        assert_eq!(
+            slot_of(&after, "svc_web", 2),
+            slot_of(&before, "svc_web", 2)
+        );
+        assert_eq!(
+            slot_of(&after, "svc_web", 3),
+            slot_of(&before, "svc_web", 3)
+        );
+        assert_eq!(
+            slot_of(&after, "svc_web", 4),
+            Some(3),
+            "the slot nobody held"
+        );
+        assert_eq!(
+            slot_of(&after, "svc_web", 5),
+            Some(0),
+            "then the one 1 left"
+        );
+        assert_eq!(after.layout, before.layout, "no reload");
+    }
+
+    #[test]
+    fn a_backend_grows_to_twice_its_endpoints_when_they_no_longer_fit() {
+        let endpoints = (1..=5)
+            .map(|id| endpoint(id, Some(id as u16), true, false))
+            .collect();
+        let desired = plan(
+            &[service("web", Some(8080), endpoints)],
+            &Assignment::default(),
+            4,
+        );
+        assert_eq!(desired.layout.backends[0].slots, 10);
+    }
+
+    #[test]
+    fn a_frontend_port_taken_by_another_service_is_reported_not_exposed() {
+        let services = [
+            service("api", Some(8080), vec![]),
+            service("web", Some(8080), vec![]),
+        ];
+        let desired = plan(&services, &Assignment::default(), 4);
+        assert_eq!(desired.layout.backends.len(), 1);
+        assert_eq!(
+            desired.conflicts,
+            ["service web: frontend port 8080 is already service api's; not exposed"]
+        );
+    }
+
+    proptest! {
+        /// Whatever the sequence of registries: every endpoint with a port has exactly one
+        /// slot, slots are never shared, and an endpoint present in two consecutive registries
+        /// keeps its slot.
+        #[test]
+        fn slots_are_exclusive_and_stable(rounds in prop::collection::vec(prop::collection::btree_set(0u64..24, 0..20), 1..12)) {
+            let mut assignment = Assignment::default();
+            let mut previous: Option<Desired> = None;
+            for ids in rounds {
+                let endpoints = ids.iter().map(|&id| endpoint(id, Some(1000 + id as u16), true, false)).collect();
+                let desired = plan(&[service("web", Some(8080), endpoints)], &assignment, 4);
+                let slots = &desired.slots["svc_web"];
+                prop_assert_eq!(slots.len(), desired.layout.backends[0].slots);
+                let held: Vec<u64> = slots.iter().flatten().map(|s| s.instance.0).collect();
+                let unique: BTreeSet<u64> = held.iter().copied().collect();
+                prop_assert_eq!(held.len(), unique.len());
+                prop_assert_eq!(&unique, &ids);
+                if let Some(previous) = &previous {
+                    for &id in &ids {
+                        if let Some(slot) = slot_of(previous, "svc_web", id) {
+                            prop_assert_eq!(slot_of(&desired, "svc_web", id), Some(slot));
+                        }
+                    }
+                }
+                assignment = desired.assignment();
+                previous = Some(desired);
+            }
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub struct Settings {
     pub runtime_socket: String,
     /// The file HAProxy reloads its servers' state from.
     pub state_file: String,
+    /// A Unix socket answering `GET /healthz` (HAProxy needs one listener to run at all).
+    pub monitor_socket: String,
     /// The address frontends listen on.
     pub bind_address: IpAddr,
     /// Where HAProxy's own Prometheus exporter listens, if anywhere.
@@ -36,6 +38,7 @@ impl Settings {
         Self {
             runtime_socket: dir.join("runtime.sock").display().to_string(),
             state_file: dir.join("server-state").display().to_string(),
+            monitor_socket: dir.join("monitor.sock").display().to_string(),
             bind_address,
             prometheus_listen: None,
         }
@@ -125,5 +128,69 @@ impl Renderer {
             .collect();
         let template = self.env.get_template("haproxy.cfg")?;
         Ok(template.render(Context { settings, backends })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_fleet::{
+        DcName, Endpoint, HostName, InstanceId, RegisteredService, ServiceName, TenantName,
+    };
+
+    use super::*;
+    use crate::model::{Assignment, plan};
+
+    fn desired() -> Desired {
+        let endpoint = |id: u64, healthy: bool, draining: bool| Endpoint {
+            instance: InstanceId(id),
+            host: HostName::new("dc1-h1").unwrap(),
+            data_center: DcName::new("dc1").unwrap(),
+            ip: IpAddr::from([127, 0, 0, id as u8]),
+            port: Some(20_000 + id as u16),
+            weight: 50,
+            healthy,
+            draining,
+        };
+        let services = [RegisteredService {
+            name: ServiceName::new("web").unwrap(),
+            tenant: TenantName::new("shop").unwrap(),
+            frontend_port: Some(18080),
+            endpoints: vec![
+                endpoint(1, true, false),
+                endpoint(2, true, true),
+                endpoint(3, false, false),
+            ],
+        }];
+        plan(&services, &Assignment::default(), 4)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            runtime_socket: "/run/caravan-lb/runtime.sock".into(),
+            state_file: "/run/caravan-lb/server-state".into(),
+            monitor_socket: "/run/caravan-lb/monitor.sock".into(),
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            prometheus_listen: Some("127.0.0.1:9101".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_default_template_renders_every_slot() {
+        let renderer = Renderer::new(DEFAULT_TEMPLATE.to_owned()).unwrap();
+        insta::assert_snapshot!(renderer.render(&settings(), &desired()).unwrap());
+    }
+
+    #[test]
+    fn template_errors_name_the_problem() {
+        let error = Renderer::new("{% for %}".into()).err().unwrap();
+        assert!(
+            error
+                .to_string()
+                .starts_with("HAProxy configuration template: syntax error"),
+            "{error}"
+        );
+        let renderer = Renderer::new("{{ nope.field }}".into()).unwrap();
+        let error = renderer.render(&settings(), &desired()).unwrap_err();
+        assert!(error.to_string().contains("undefined"), "{error}");
     }
 }

@@ -191,3 +191,123 @@ pub fn assignment_of(actual: &[ActualServer], services: &[RegisteredService]) ->
     }
     Assignment::from(slots)
 }
+
+#[cfg(test)]
+mod tests {
+    use caravan_fleet::{DcName, Endpoint, HostName, ServiceName, TenantName};
+
+    use super::*;
+    use crate::model::plan;
+
+    const STATE: &str = "1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+3 svc_web 1 s0 10.0.0.1 2 4 100 100 1 1 0 0 8 0 0 0 - 20000 - 0 0 - - 0
+3 svc_web 2 s1 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 - 1 - 0 0 - - 0
+3 svc_web 3 s2 10.0.0.3 2 8 50 50 1 1 0 0 8 0 0 0 - 20002 - 0 0 - - 0
+
+";
+
+    fn endpoint(id: u64, port: u16, weight: u32, healthy: bool, draining: bool) -> Endpoint {
+        Endpoint {
+            instance: InstanceId(id),
+            host: HostName::new("dc1-h1").unwrap(),
+            data_center: DcName::new("dc1").unwrap(),
+            ip: IpAddr::from([10, 0, 0, id as u8]),
+            port: Some(port),
+            weight,
+            healthy,
+            draining,
+        }
+    }
+
+    fn web(endpoints: Vec<Endpoint>) -> Vec<RegisteredService> {
+        vec![RegisteredService {
+            name: ServiceName::new("web").unwrap(),
+            tenant: TenantName::new("shop").unwrap(),
+            frontend_port: Some(8080),
+            endpoints,
+        }]
+    }
+
+    #[test]
+    fn reads_servers_state() {
+        let servers = parse_servers_state(STATE).unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(
+            servers[0],
+            ActualServer {
+                backend: "svc_web".into(),
+                name: "s0".into(),
+                addr: Some(IpAddr::from([10, 0, 0, 1])),
+                port: 20000,
+                weight: 100,
+                state: ServerState::Ready,
+            }
+        );
+        let states: Vec<ServerState> = servers.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [ServerState::Ready, ServerState::Maint, ServerState::Drain],
+            "configured maintenance alone is ready once forced maintenance is cleared"
+        );
+        let error = parse_servers_state("2\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unexpected `show servers state` output, line 1: format version \"2\", expected \"1\""
+        );
+        assert!(parse_servers_state("1\n3 svc_web 1 s0\n").is_err());
+    }
+
+    #[test]
+    fn commands_change_only_what_differs_address_first() {
+        let actual = parse_servers_state(STATE).unwrap();
+        let services = web(vec![
+            endpoint(1, 20000, 100, true, false),
+            endpoint(2, 20001, 25, true, false),
+            endpoint(3, 20002, 50, true, true),
+        ]);
+        let assignment = assignment_of(&actual, &services);
+        let desired = plan(&services, &assignment, 3);
+        let found = commands(&desired, &actual);
+        assert_eq!(
+            found.commands,
+            [
+                "set server svc_web/s1 addr 10.0.0.2 port 20001",
+                "set server svc_web/s1 weight 25",
+                "set server svc_web/s1 state ready",
+            ]
+        );
+        assert!(found.missing.is_empty());
+    }
+
+    #[test]
+    fn emptied_slots_go_to_maintenance_and_missing_slots_are_listed() {
+        let actual = parse_servers_state(STATE).unwrap();
+        let desired = plan(&web(vec![]), &Default::default(), 4);
+        let found = commands(&desired, &actual);
+        assert_eq!(
+            found.commands,
+            [
+                "set server svc_web/s0 state maint",
+                "set server svc_web/s2 state maint"
+            ]
+        );
+        assert_eq!(found.missing, ["svc_web/s3"]);
+    }
+
+    #[test]
+    fn the_assignment_of_a_running_haproxy_is_read_back_by_address() {
+        let actual = parse_servers_state(STATE).unwrap();
+        let services = web(vec![
+            endpoint(3, 20002, 50, true, true),
+            endpoint(1, 20000, 100, true, false),
+        ]);
+        let desired = plan(&services, &assignment_of(&actual, &services), 3);
+        let instances: Vec<Option<u64>> = desired.slots["svc_web"]
+            .iter()
+            .map(|slot| slot.as_ref().map(|s| s.instance.0))
+            .collect();
+        assert_eq!(instances, [Some(1), None, Some(3)]);
+        assert!(commands(&desired, &actual).commands.is_empty());
+    }
+}

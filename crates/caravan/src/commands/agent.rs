@@ -7,21 +7,14 @@ use anyhow::{Context, bail};
 use caravan_agent::{AgentConfig, PortRange, SampleAppConfig, machine};
 use caravan_fleet::{DcName, HostName, Resources};
 
-use crate::cli::{AgentArgs, Cli, SampleAppArgs};
+use crate::cli::{AgentArgs, Cli, LbArgs, SampleAppArgs};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
 /// Runs the agent of one host.
 pub async fn run_agent(cli: &Cli, args: &AgentArgs) -> anyhow::Result<()> {
-    let token = match &cli.token {
-        Some(token) => token.clone(),
-        None if super::is_local(&cli.server) => {
-            super::read_admin_token(&super::data_dir(cli.data_dir.as_deref()))?
-                .context("the agent needs --token (or a local server's admin.token)")?
-        }
-        None => bail!("the agent needs --token"),
-    };
+    let token = super::required_token(cli, "the agent")?;
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create {}", args.work_dir.display()))?;
     let cpu_millis = match args.cpu {
@@ -61,8 +54,25 @@ pub async fn run_agent(cli: &Cli, args: &AgentArgs) -> anyhow::Result<()> {
         stop_grace_ms: args.stop_grace_ms,
         drain_delay_ms: args.drain_delay_ms,
         cgroup_root: (!args.no_cgroups).then(|| args.cgroup_root.clone()),
+        advertise_ip: args.advertise_ip,
     };
-    caravan_agent::run(config, caravan_server::shutdown_signal()).await?;
+    if args.lb {
+        let lb = super::lb::config(cli, &LbArgs::embedded(args.work_dir.join("lb"))?)?;
+        tokio::try_join!(
+            async {
+                caravan_agent::run(config, caravan_server::shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::from)
+            },
+            async {
+                caravan_lb::run(lb, caravan_server::shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::from)
+            },
+        )?;
+    } else {
+        caravan_agent::run(config, caravan_server::shutdown_signal()).await?;
+    }
     Ok(())
 }
 

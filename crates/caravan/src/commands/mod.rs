@@ -3,6 +3,7 @@
 mod agent;
 mod demo;
 mod fleet;
+mod lb;
 mod logs;
 mod schema;
 mod server;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(ref args) => agent::run_agent(&cli, args).await,
         Command::SampleApp(ref args) => agent::run_sample_app(args).await,
         Command::Demo(ref args) => demo::run(args).await,
+        Command::Lb(ref args) => lb::run(&cli, args).await,
         Command::Whoami => {
             let whoami = client(&cli)?.whoami().await?;
             printer.whoami(&whoami)
@@ -66,6 +68,17 @@ pub(crate) fn client(cli: &Cli) -> anyhow::Result<Client> {
         None => None,
     };
     Ok(Client::new(&cli.server, token)?)
+}
+
+/// The token a long-running client (`agent`, `lb`) uses: the given one, or a local server's
+/// admin token; `who` names the command in the error.
+pub(crate) fn required_token(cli: &Cli, who: &str) -> anyhow::Result<String> {
+    match &cli.token {
+        Some(token) => Ok(token.clone()),
+        None if is_local(&cli.server) => read_admin_token(&data_dir(cli.data_dir.as_deref()))?
+            .with_context(|| format!("{who} needs --token (or a local server's admin.token)")),
+        None => anyhow::bail!("{who} needs --token"),
+    }
 }
 
 pub(crate) fn data_dir(flag: Option<&Path>) -> PathBuf {

@@ -44,6 +44,8 @@ pub(crate) struct Agent {
     server_url: String,
     token: String,
     log: PathBuf,
+    /// More arguments of `caravan agent`.
+    extra: Vec<String>,
 }
 
 impl Agent {
@@ -55,6 +57,19 @@ impl Agent {
         data_center: &str,
         ports: (u16, u16),
     ) -> Agent {
+        Self::start_with(server_url, token, root, name, data_center, ports, &[])
+    }
+
+    /// [`Agent::start`] with more arguments of `caravan agent`.
+    pub(crate) fn start_with(
+        server_url: &str,
+        token: &str,
+        root: &Path,
+        name: &str,
+        data_center: &str,
+        ports: (u16, u16),
+        extra: &[&str],
+    ) -> Agent {
         let mut agent = Agent {
             child: None,
             name: name.to_owned(),
@@ -64,6 +79,7 @@ impl Agent {
             server_url: server_url.to_owned(),
             token: token.to_owned(),
             log: root.join(format!("{name}.log")),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
         };
         agent.spawn();
         agent
@@ -97,6 +113,7 @@ impl Agent {
             .arg(DRAIN_DELAY_MS.to_string())
             .arg("--work-dir")
             .arg(&self.work_dir)
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .env_remove("CARAVAN_TOKEN")
             .env_remove("CARAVAN_SERVER")

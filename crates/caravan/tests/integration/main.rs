@@ -8,6 +8,7 @@ mod agent_ramp;
 mod cli;
 mod fleet;
 mod harness;
+mod lb;
 mod lifecycle;
 mod logs;
 mod logs_clients;

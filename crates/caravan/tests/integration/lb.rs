@@ -1,0 +1,497 @@
+//! Load balancing end to end: the real server, four real agents (2 data centers x 2 hosts)
+//! running `caravan sample-app`, `caravan lb` driving a real HAProxy, and wrk sending traffic
+//! through HAProxy at a bounded rate while the fleet changes under it: (a) a host drained,
+//! (c) the service scaled up then down, (d) an instance crashed, (e) a new service (a reload),
+//! (b) an agent killed with SIGKILL. Every phase must lose no request; each prints its requests,
+//! errors, p99 latency, and the run prints the delay from registry change to HAProxy applied.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::agent::{Agent, ok, wait_for};
+use crate::harness::{TestServer, caravan_bin};
+
+/// Time without heartbeat after which the server declares a host down.
+const HEARTBEAT_TIMEOUT_MS: u64 = 3_000;
+/// The pause wrk's connections make between two requests: 4 connections, at most ~800 req/s.
+const WRK_DELAY_MS: u64 = 5;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `caravan lb` process; stopped when dropped.
+struct Lb {
+    child: Child,
+    dir: PathBuf,
+    metrics: String,
+}
+
+impl Lb {
+    fn start(server_url: &str, token: &str, dir: &Path) -> Lb {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.join("lb.log")).unwrap();
+        let work_dir = dir.join("lb");
+        let child = Command::new(caravan_bin())
+            .args(["--server", server_url, "--token", token, "lb"])
+            .args(["--bind", "127.0.0.1", "--metrics-listen", &metrics])
+            .args(["--resync-ms", "1000"])
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .env("RUST_LOG", "info,caravan_lb=debug")
+            .env_remove("CARAVAN_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn caravan lb");
+        Lb {
+            child,
+            dir: work_dir,
+            metrics,
+        }
+    }
+
+    /// HAProxy's servers that take traffic (ready, not draining, not in maintenance):
+    /// `backend ip:port`.
+    fn ready_servers(&self) -> Option<BTreeSet<String>> {
+        let mut socket = UnixStream::connect(self.dir.join("runtime.sock")).ok()?;
+        socket.write_all(b"show servers state\n").ok()?;
+        let mut state = String::new();
+        socket.read_to_string(&mut state).ok()?;
+        let mut ready = BTreeSet::new();
+        for line in state.lines().skip(2) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 19 {
+                continue;
+            }
+            // be_name srv_name srv_addr srv_op_state srv_admin_state ... srv_port (19th).
+            let admin: u32 = fields[6].parse().ok()?;
+            if admin & !0x04 == 0 {
+                ready.insert(format!("{} {}:{}", fields[1], fields[4], fields[18]));
+            }
+        }
+        Some(ready)
+    }
+
+    fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
+            .and_then(|response| response.text())
+            .unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.parent().unwrap().join("lb.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What wrk measured.
+#[derive(Debug)]
+struct WrkReport {
+    requests: u64,
+    /// Socket errors (connect, read, write, timeout) plus non-2xx/3xx responses.
+    errors: u64,
+    p99_ms: f64,
+    output: String,
+}
+
+/// Runs wrk against `port` until `action` has returned and one more second has passed (at most
+/// 60 s), at a bounded rate (4 connections, each pausing between requests).
+fn under_load(dir: &Path, port: u16, action: impl FnOnce()) -> WrkReport {
+    let script = dir.join("pace.lua");
+    std::fs::write(
+        &script,
+        format!("function delay()\n  return {WRK_DELAY_MS}\nend\n"),
+    )
+    .unwrap();
+    let wrk = Command::new("wrk")
+        .args(["-t1", "-c4", "-d60s", "--latency", "--timeout", "5s", "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrk (Debian package wrk)");
+    std::thread::sleep(Duration::from_secs(1));
+    action();
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill(2) on a child we spawned and have not reaped; wrk reports on SIGINT.
+    unsafe { libc::kill(wrk.id() as i32, libc::SIGINT) };
+    let output = wrk.wait_with_output().unwrap();
+    let output = String::from_utf8_lossy(&output.stdout).into_owned();
+    parse_wrk(&output)
+}
+
+fn parse_wrk(output: &str) -> WrkReport {
+    let mut report = WrkReport {
+        requests: 0,
+        errors: 0,
+        p99_ms: f64::NAN,
+        output: output.to_owned(),
+    };
+    for line in output.lines().map(str::trim) {
+        if let Some((count, _)) = line.split_once(" requests in ") {
+            report.requests = count.trim().parse().unwrap_or(0);
+        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
+            report.errors += errors
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            report.errors += count.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(latency) = line.strip_prefix("99%") {
+            report.p99_ms = duration_ms(latency.trim());
+        }
+    }
+    report
+}
+
+/// `3.21ms`, `812.00us`, `1.02s` in milliseconds.
+fn duration_ms(text: &str) -> f64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => value / 1_000.0,
+        "ms" => value,
+        "s" => value * 1_000.0,
+        "m" => value * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The service's endpoints that should take traffic: `backend ip:port` of the healthy and
+/// not draining ones with a port.
+fn registry_ready(server: &TestServer, admin: &str, service: &str) -> BTreeSet<String> {
+    let (_, answer) = server.call(
+        "GET",
+        &format!("/api/v1/fleet/services/{service}/endpoints"),
+        Some(admin),
+        None,
+    );
+    answer["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["healthy"] == json!(true) && e["draining"] == json!(false))
+        .filter_map(|e| {
+            Some(format!(
+                "svc_{service} {}:{}",
+                e["ip"].as_str()?,
+                e["port"].as_u64()?
+            ))
+        })
+        .collect()
+}
+
+/// Waits until the service has `count` endpoints taking traffic in the registry, none on
+/// `not_on` hosts, and HAProxy has exactly them ready.
+fn wait_balanced(server: &TestServer, admin: &str, lb: &Lb, count: usize, not_on: &[&str]) {
+    wait_for(
+        &format!("{count} endpoints ready in the registry and HAProxy"),
+        || {
+            let (_, answer) = server.call(
+                "GET",
+                "/api/v1/fleet/services/web/endpoints",
+                Some(admin),
+                None,
+            );
+            let endpoints = answer["endpoints"].as_array()?.clone();
+            if endpoints
+                .iter()
+                .any(|e| not_on.iter().any(|host| e["host"] == json!(host)))
+            {
+                return None;
+            }
+            let registry = registry_ready(server, admin, "web");
+            let haproxy: BTreeSet<String> = lb
+                .ready_servers()?
+                .into_iter()
+                .filter(|server| server.starts_with("svc_web "))
+                .collect();
+            (registry.len() == count && endpoints.len() == count && registry == haproxy)
+                .then_some(())
+        },
+    );
+}
+
+fn report(phase: &str, wrk: &WrkReport) {
+    eprintln!(
+        "lb phase {phase}: {} requests, {} errors, p99 {:.2} ms",
+        wrk.requests, wrk.errors, wrk.p99_ms
+    );
+}
+
+#[test]
+fn haproxy_follows_the_registry_without_losing_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("caravan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fleet]\nheartbeat_timeout_ms = {HEARTBEAT_TIMEOUT_MS}\ndown_check_interval_ms = 50\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_in(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let admin = server.admin_token();
+    let web_port = free_port();
+    let api_port = free_port();
+
+    ok(
+        &server,
+        &admin,
+        "POST",
+        "/api/v1/fleet/zones",
+        json!({"name": "production"}),
+    );
+    ok(
+        &server,
+        &admin,
+        "POST",
+        "/api/v1/fleet/templates",
+        json!({
+            "name": "app_base",
+            "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
+            "run": {
+                "command": format!("exec '{}' sample-app", caravan_bin()),
+                "args": ["--log-interval-ms", "0"],
+                "port": 8080
+            },
+            "health": {"probe": {"kind": "http", "path": "/health"},
+                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 2},
+            "frontend_port": web_port
+        }),
+    );
+    for (index, dc) in ["dc1", "dc2"].iter().enumerate() {
+        ok(
+            &server,
+            &admin,
+            "POST",
+            "/api/v1/fleet/data-centers",
+            json!({"name": dc, "zone": "production"}),
+        );
+        ok(
+            &server,
+            &admin,
+            "POST",
+            "/api/v1/fleet/ranges",
+            json!({"cidr": format!("10.{}.0.0/24", index + 1), "data_center": dc}),
+        );
+        ok(
+            &server,
+            &admin,
+            "POST",
+            "/api/v1/fleet/templates",
+            json!({"name": format!("app_{dc}"), "extends": "app_base", "data_center": dc}),
+        );
+    }
+    ok(
+        &server,
+        &admin,
+        "POST",
+        "/api/v1/fleet/templates",
+        json!({"name": "api_dc1", "extends": "app_dc1", "frontend_port": api_port}),
+    );
+    server.create_tenant("payments");
+
+    // Instances listen on loopback: the agents advertise 127.0.0.1 instead of the leases.
+    let base = 30_000 + (std::process::id() % 100) as u16 * 100;
+    let hosts = [
+        ("dc1-h1", "dc1"),
+        ("dc1-h2", "dc1"),
+        ("dc2-h1", "dc2"),
+        ("dc2-h2", "dc2"),
+    ];
+    let mut agents: Vec<Agent> = hosts
+        .iter()
+        .enumerate()
+        .map(|(index, (name, dc))| {
+            let first = base + index as u16 * 20;
+            Agent::start_with(
+                &server.url,
+                &admin,
+                dir.path(),
+                name,
+                dc,
+                (first, first + 19),
+                &["--advertise-ip", "127.0.0.1"],
+            )
+        })
+        .collect();
+    wait_for("four hosts up", || {
+        let (_, hosts) = server.call("GET", "/api/v1/fleet/hosts", Some(&admin), None);
+        let up = hosts
+            .as_array()?
+            .iter()
+            .filter(|h| h["host"]["state"] == "up")
+            .count();
+        (up == 4).then_some(())
+    });
+    ok(
+        &server,
+        &admin,
+        "POST",
+        "/api/v1/fleet/services",
+        json!({"name": "web", "tenant": "payments", "templates": ["app_dc1", "app_dc2"], "groups": 2}),
+    );
+    let lb = Lb::start(&server.url, &admin, dir.path());
+    wait_balanced(&server, &admin, &lb, 4, &[]);
+    let seen: BTreeSet<String> = (0..40)
+        .filter_map(|_| crate::agent::sample_get(web_port))
+        .map(|answer| answer["instance"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(seen.len(), 4, "round robin over the 4 instances: {seen:?}");
+
+    // (a) Drain a host: its instances move (replacement healthy first, then drained, then
+    // stopped after the agents' drain delay).
+    let drain = under_load(dir.path(), web_port, || {
+        ok(
+            &server,
+            &admin,
+            "POST",
+            "/api/v1/fleet/hosts/dc1-h1/drain",
+            json!({}),
+        );
+        wait_balanced(&server, &admin, &lb, 4, &["dc1-h1"]);
+    });
+    report("(a) drain dc1-h1", &drain);
+
+    // (c) Scale up to 3 groups, then back down to 2.
+    let scale = under_load(dir.path(), web_port, || {
+        ok(
+            &server,
+            &admin,
+            "PATCH",
+            "/api/v1/fleet/services/web",
+            json!({"groups": 3}),
+        );
+        wait_balanced(&server, &admin, &lb, 6, &["dc1-h1"]);
+        ok(
+            &server,
+            &admin,
+            "PATCH",
+            "/api/v1/fleet/services/web",
+            json!({"groups": 2}),
+        );
+        wait_balanced(&server, &admin, &lb, 4, &["dc1-h1"]);
+    });
+    report("(c) scale 2 -> 3 -> 2 groups", &scale);
+
+    // (d) Crash an instance: HAProxy retries on another server until the registry says so.
+    let crash = under_load(dir.path(), web_port, || {
+        let records = agents[3].records();
+        let (_, victim) = records.iter().next().expect("an instance on dc2-h2");
+        // SAFETY: kill(2) on a sample app of this test (its record's pid, checked alive).
+        unsafe { libc::kill(victim.pid, libc::SIGKILL) };
+        let old_pid = victim.pid;
+        wait_for("the crashed instance restarted", || {
+            agents[3]
+                .records()
+                .values()
+                .all(|r| r.pid != old_pid)
+                .then_some(())
+        });
+        wait_balanced(&server, &admin, &lb, 4, &["dc1-h1"]);
+    });
+    report("(d) crash an instance", &crash);
+
+    // (e) A new service with its own frontend: a reload, hitless for the service in use.
+    let reload = under_load(dir.path(), web_port, || {
+        ok(
+            &server,
+            &admin,
+            "POST",
+            "/api/v1/fleet/services",
+            json!({"name": "api", "tenant": "payments", "templates": ["api_dc1"], "groups": 1}),
+        );
+        wait_for("the new frontend serving", || {
+            crate::agent::sample_get(api_port).filter(|answer| answer["service"] == json!("api"))
+        });
+    });
+    report("(e) new service (reload)", &reload);
+
+    // (b) Kill an agent: its host goes down after the heartbeat timeout, its instances are
+    // replaced on the other host of its data center. Its old instances keep running meanwhile.
+    let mut replaced_after = Duration::ZERO;
+    let kill = under_load(dir.path(), web_port, || {
+        let killed_at = Instant::now();
+        agents[2].kill9();
+        wait_balanced(&server, &admin, &lb, 4, &["dc1-h1", "dc2-h1"]);
+        replaced_after = killed_at.elapsed();
+    });
+    report("(b) kill -9 the agent of dc2-h1", &kill);
+    eprintln!("lb: kill -9 to replacement ready in HAProxy: {replaced_after:?}");
+
+    let metrics = lb.metrics();
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let applied = metric("caravan_lb_change_applied_seconds_count");
+    let applied_mean_ms = metric("caravan_lb_change_applied_seconds_sum") / applied * 1_000.0;
+    let reloads = metric("caravan_lb_reloads_total");
+    eprintln!(
+        "lb: {applied} registry changes applied, mean delay from the fleet change {applied_mean_ms:.1} ms; {reloads} reloads"
+    );
+    assert!(applied >= 5.0, "{metrics}");
+    assert_eq!(
+        reloads, 2.0,
+        "the start and the new service only: {metrics}"
+    );
+    assert!(
+        metrics.contains("caravan_lb_server_sessions_total{backend=\"svc_web\""),
+        "HAProxy's statistics per server: {metrics}"
+    );
+
+    let log = lb.log();
+    for (phase, wrk) in [
+        ("drain", &drain),
+        ("scale", &scale),
+        ("crash", &crash),
+        ("reload", &reload),
+        ("kill", &kill),
+    ] {
+        assert!(wrk.requests > 100, "{phase}: wrk ran: {}", wrk.output);
+        assert_eq!(
+            wrk.errors, 0,
+            "{phase}: no request lost: {}\n{log}",
+            wrk.output
+        );
+    }
+    drop(lb);
+    drop(agents);
+}
