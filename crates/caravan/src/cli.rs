@@ -242,6 +242,13 @@ pub struct DemoArgs {
     /// Documents the log generator sends per second (0: no generator).
     #[arg(long, default_value_t = 20)]
     pub logs_per_second: u32,
+    /// The port HAProxy exposes the sample service on, on 127.0.0.1 (set when the demo's
+    /// fleet is first created).
+    #[arg(long, default_value_t = 18080)]
+    pub frontend_port: u16,
+    /// Where the load balancer serves its metrics (`/metrics`; port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:9201")]
+    pub lb_metrics_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -235,3 +235,88 @@ async fn haproxy_starts_without_any_service() {
     assert!(lb.haproxy.is_running());
     lb.haproxy.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_attached_haproxy_is_reloaded_through_its_master_socket() {
+    let a = backend("a").await;
+    let web_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    // An operator's HAProxy, started by hand in master-worker mode with a master socket.
+    std::fs::write(
+        &files.config,
+        format!(
+            "global\n    master-worker\n    stats socket {} mode 600 level admin\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend existing\n    bind 127.0.0.1:{}\n    http-request return status 200\n",
+            files.runtime_socket.display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut operator = tokio::process::Command::new("haproxy")
+        .arg("-W")
+        .arg("-S")
+        .arg(&files.master_socket)
+        .arg("-f")
+        .arg(&files.config)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    while runtime::worker_pid(&files.runtime_socket).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the operator's HAProxy did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut haproxy = Haproxy::attached(PathBuf::from("haproxy"), files.clone());
+    assert!(haproxy.is_running());
+    let settings = Settings::in_dir(dir.path(), LOCALHOST);
+    let desired = plan(
+        &[service("web", web_port, &[(1, a, false)])],
+        &Assignment::default(),
+        4,
+    );
+    let config = Renderer::new(DEFAULT_TEMPLATE.into())
+        .unwrap()
+        .render(&settings, &desired)
+        .unwrap();
+    haproxy.apply(&config).await.unwrap();
+    assert_eq!(answering(web_port, 2).await, ["a"]);
+    assert!(
+        std::fs::read_to_string(&files.config)
+            .unwrap()
+            .contains("backend svc_web"),
+        "its configuration file is rewritten"
+    );
+    operator.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn haproxy_exports_its_own_prometheus_metrics_when_asked() {
+    let a = backend("a").await;
+    let (web_port, prometheus_port) = (free_port(), free_port());
+    let mut lb = Fixture::new();
+    lb.settings.prometheus_listen = Some(SocketAddr::new(LOCALHOST, prometheus_port));
+    let desired = plan(
+        &[service("web", web_port, &[(1, a, false)])],
+        &Assignment::default(),
+        4,
+    );
+    lb.apply(&desired).await.unwrap();
+    let mut stream = TcpStream::connect((LOCALHOST, prometheus_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.contains("haproxy_backend_"), "{response}");
+    assert!(response.contains("proxy=\"svc_web\""), "{response}");
+    lb.haproxy.stop(Duration::from_secs(5)).await;
+}

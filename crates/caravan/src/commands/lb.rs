@@ -67,3 +67,19 @@ impl LbArgs {
         Ok(parsed.args)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_load_balancer_has_the_command_defaults_in_its_own_directory() {
+        let args = LbArgs::embedded(PathBuf::from("/var/lib/caravan-agent/lb")).unwrap();
+        assert_eq!(args.work_dir, PathBuf::from("/var/lib/caravan-agent/lb"));
+        assert_eq!(args.haproxy, PathBuf::from("haproxy"));
+        assert_eq!(args.bind.to_string(), "0.0.0.0");
+        assert_eq!(args.metrics_listen.to_string(), "127.0.0.1:9201");
+        assert_eq!(args.resync_ms, caravan_lb::driver::RESYNC_MS_DEFAULT);
+        assert!(args.template.is_none() && args.attach_master_socket.is_none());
+    }
+}

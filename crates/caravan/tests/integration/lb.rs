@@ -84,6 +84,26 @@ impl Lb {
         Some(ready)
     }
 
+    /// Sends a Runtime API command, answers HAProxy's answer.
+    fn runtime(&self, command: &str) -> String {
+        let mut socket = UnixStream::connect(self.dir.join("runtime.sock")).unwrap();
+        socket.write_all(format!("{command}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// The slot (`sN`) holding `backend ip:port`.
+    fn slot_of(&self, server: &str) -> Option<String> {
+        let (backend, address) = server.split_once(' ')?;
+        let (ip, port) = address.rsplit_once(':')?;
+        self.runtime("show servers state").lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() > 18 && fields[1] == backend && fields[4] == ip && fields[18] == port)
+                .then(|| fields[3].to_owned())
+        })
+    }
+
     fn metrics(&self) -> String {
         reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
             .and_then(|response| response.text())
@@ -327,7 +347,8 @@ fn haproxy_follows_the_registry_without_losing_requests() {
     server.create_tenant("payments");
 
     // Instances listen on loopback: the agents advertise 127.0.0.1 instead of the leases.
-    let base = 30_000 + (std::process::id() % 100) as u16 * 100;
+    // Below the ranges of the other agent tests, and of ephemeral ports.
+    let base = 10_000 + (std::process::id() % 100) as u16 * 100;
     let hosts = [
         ("dc1-h1", "dc1"),
         ("dc1-h2", "dc1"),
@@ -454,13 +475,23 @@ fn haproxy_follows_the_registry_without_losing_requests() {
     report("(b) kill -9 the agent of dc2-h1", &kill);
     eprintln!("lb: kill -9 to replacement ready in HAProxy: {replaced_after:?}");
 
+    // A change HAProxy lost (here: an operator's command): the periodic full reconciliation
+    // (every second in this test) puts it back.
+    let corrections = |lb: &Lb| metric_value(&lb.metrics(), "caravan_lb_resync_corrections_total");
+    let corrected_before = corrections(&lb);
+    let ready = lb.ready_servers().unwrap();
+    let tampered = ready
+        .iter()
+        .find(|server| server.starts_with("svc_web "))
+        .unwrap();
+    let slot = lb.slot_of(tampered).unwrap();
+    lb.runtime(&format!("set server svc_web/{slot} state maint"));
+    assert!(!lb.ready_servers().unwrap().contains(tampered));
+    wait_balanced(&server, &admin, &lb, 4, &["dc1-h1", "dc2-h1"]);
+    assert_eq!(corrections(&lb), corrected_before + 1.0, "{}", lb.log());
+
     let metrics = lb.metrics();
-    let metric = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let metric = |name: &str| metric_value(&metrics, name);
     let applied = metric("caravan_lb_change_applied_seconds_count");
     let applied_mean_ms = metric("caravan_lb_change_applied_seconds_sum") / applied * 1_000.0;
     let reloads = metric("caravan_lb_reloads_total");
@@ -494,4 +525,18 @@ fn haproxy_follows_the_registry_without_losing_requests() {
     }
     drop(lb);
     drop(agents);
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition (NaN if absent).
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(f64::NAN)
 }

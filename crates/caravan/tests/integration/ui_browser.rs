@@ -39,6 +39,8 @@ impl Demo {
             .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
             .arg(dir)
             .args(["--agent-ports", &agent_ports.to_string()])
+            .args(["--frontend-port", &free_port().to_string()])
+            .args(["--lb-metrics-listen", "127.0.0.1:0"])
             .env_remove("CARAVAN_TOKEN")
             .env_remove("CARAVAN_SERVER")
             .stdin(Stdio::null())
@@ -210,4 +212,12 @@ fn ui_in_a_real_browser_against_the_demo() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

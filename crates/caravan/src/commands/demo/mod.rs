@@ -92,7 +92,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     match outcome {
         Ok(ready) => {
-            print_banner(&ready, &dir);
+            print_banner(&ready, &dir, args.frontend_port);
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
@@ -134,7 +134,7 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
             "setting up the demo fleet, schema and tenants in {}",
             dir.display()
         );
-        let token = setup::platform(&client, exe_text).await?;
+        let token = setup::platform(&client, exe_text, args.frontend_port).await?;
         write_secret(&shop_token_file, &token)?;
     }
     for (index, host) in setup::HOSTS.iter().enumerate() {
@@ -152,6 +152,8 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
             .args(["--cpu", "2", "--memory-mib", "4096", "--disk-gib", "50"])
             .args(["--port-range", &format!("{}-{}", first.0, first.1)])
             .args(["--heartbeat-ms", HEARTBEAT_MS, "--stop-grace-ms", "2000"])
+            // The instances listen on loopback: the registry (and HAProxy) reach them there.
+            .args(["--advertise-ip", "127.0.0.1"])
             .args([
                 "--label",
                 &format!("rack={}-r{}", host.data_center, index % 2 + 1),
@@ -168,12 +170,13 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
     if fresh {
         setup::service(&client).await?;
     }
-    started.load_balancer = start_load_balancer(&exe, dir, &url, &admin_token)?;
+    started.load_balancer = Some(start_load_balancer(&exe, dir, &url, &admin_token, args)?);
     if args.logs_per_second > 0 {
         let generator = Client::new(&url, Some(admin_token.clone()))?;
         started.generator = Some(tokio::spawn(loggen::run(generator, args.logs_per_second)));
     }
     setup::service_running(&client, READY_TIMEOUT).await?;
+    setup::frontend_serving(args.frontend_port, READY_TIMEOUT).await?;
     Ok(Ready {
         url,
         admin_token,
@@ -183,18 +186,24 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
     })
 }
 
-/// THE PLACE WHERE THE LOAD BALANCER STARTS. `caravan lb` (HAProxy driven from the service
-/// registry) is not part of this branch yet; once it is, start it here as a [`Managed`] child
-/// (`Command::new(exe).args(["--server", url, "lb", ...]).env("CARAVAN_TOKEN", admin_token)`,
-/// its log under `dir/logs/lb.log`) and return it: the demo stops it before the agents. The
-/// sample service's templates already carry `frontend_port` ([`setup::FRONTEND_PORT`]).
+/// Starts `caravan lb`: HAProxy on 127.0.0.1, the sample service on its frontend port.
 fn start_load_balancer(
-    _exe: &Path,
-    _dir: &Path,
-    _url: &str,
-    _admin_token: &str,
-) -> anyhow::Result<Option<Managed>> {
-    Ok(None)
+    exe: &Path,
+    dir: &Path,
+    url: &str,
+    admin_token: &str,
+    args: &DemoArgs,
+) -> anyhow::Result<Managed> {
+    let mut command = Command::new(exe);
+    command
+        .args(["--server", url, "lb", "--bind", "127.0.0.1"])
+        .arg("--metrics-listen")
+        .arg(args.lb_metrics_listen.to_string())
+        .arg("--work-dir")
+        .arg(dir.join("lb"))
+        .env("CARAVAN_TOKEN", admin_token)
+        .env("RUST_LOG", "info");
+    Managed::spawn("load balancer", command, &dir.join("logs/lb.log"))
 }
 
 /// Resolves when a child the demo depends on exits by itself (then the demo stops the rest).
@@ -205,6 +214,15 @@ async fn watch_children(started: &mut Started) {
             && !server.running()
         {
             tracing::warn!("the server exited; see {}", server.log.display());
+            return;
+        }
+        if let Some(load_balancer) = started.load_balancer.as_mut()
+            && !load_balancer.running()
+        {
+            tracing::warn!(
+                "the load balancer exited; see {}",
+                load_balancer.log.display()
+            );
             return;
         }
         for (agent, _) in &mut started.agents {
@@ -237,7 +255,7 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(ready: &Ready, dir: &Path) {
+fn print_banner(ready: &Ready, dir: &Path, frontend_port: u16) {
     let url = &ready.url;
     println!();
     println!(
@@ -247,6 +265,10 @@ fn print_banner(ready: &Ready, dir: &Path) {
     println!();
     println!("  UI:          {url}/ui/");
     println!("  admin token: {}", ready.admin_token);
+    println!(
+        "  {}:  http://127.0.0.1:{frontend_port}/ (HAProxy, following the registry)",
+        setup::SERVICE
+    );
     if let Some(token) = &ready.shop_token {
         println!("  shop token:  {token}   (a tenant token: fleet and logs of `shop` only)");
     }
@@ -257,8 +279,11 @@ fn print_banner(ready: &Ready, dir: &Path) {
         setup::HOSTS.len()
     );
     println!(
-        "  2. Services > {}: scale it to 3 groups, or drain a host, and watch the instances move.",
+        "  2. Services > {}: scale it to 3 groups, or drain a host, and watch the instances move,",
         setup::SERVICE
+    );
+    println!(
+        "     while `wrk -c4 -d30s http://127.0.0.1:{frontend_port}/` loses no request through HAProxy."
     );
     println!(
         "  3. Logs: tenant `{}`, query `level:ERROR OR http.status:>=500`; drag on the chart to zoom.",

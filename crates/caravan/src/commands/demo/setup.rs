@@ -58,12 +58,15 @@ pub const SHOP: &str = "shop";
 pub const PAYMENTS: &str = "payments";
 /// The sample service.
 pub const SERVICE: &str = "storefront";
-/// The port HAProxy will listen on for the sample service (the template's `frontend_port`).
-pub const FRONTEND_PORT: u16 = 18080;
 
 /// Creates the zones, data centers, ranges, the common schema, both tenants (with retention
 /// and quotas) and the templates; answers a token of the `shop` tenant (fleet and logs).
-pub async fn platform(client: &Client, sample_app: &str) -> anyhow::Result<String> {
+/// The sample service's templates have `frontend_port`: HAProxy exposes it there.
+pub async fn platform(
+    client: &Client,
+    sample_app: &str,
+    frontend_port: u16,
+) -> anyhow::Result<String> {
     for zone in ["production", "staging"] {
         client.create_zone(&ZoneName::new(zone)?).await?;
     }
@@ -121,7 +124,7 @@ pub async fn platform(client: &Client, sample_app: &str) -> anyhow::Result<Strin
                 "args": ["--log-interval-ms", "2000"], "port": 8080},
             "health": {"probe": {"kind": "http", "path": "/health"},
                 "interval_ms": 500, "timeout_ms": 300, "rise": 2, "fall": 3},
-            "frontend_port": FRONTEND_PORT
+            "frontend_port": frontend_port
         }))?)
         .await?;
     for dc in ["dc1", "dc2"] {
@@ -183,6 +186,35 @@ pub async fn service(client: &Client) -> anyhow::Result<()> {
         }))?)
         .await?;
     Ok(())
+}
+
+/// Waits until HAProxy answers for the sample service on 127.0.0.1:`port` (a 200).
+pub async fn frontend_serving(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await?;
+            std::io::Result::Ok(answer)
+        };
+        if let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(2), answer).await
+            && answer.starts_with(b"HTTP/1.1 200")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "HAProxy does not serve {SERVICE} on 127.0.0.1:{port} after {} s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until the sample service has instances and all of them run (healthy).
