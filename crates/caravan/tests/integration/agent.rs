@@ -530,6 +530,122 @@ fn wait_registry(
     }
 }
 
+/// A server in `root` that declares a host down after [`HEARTBEAT_TIMEOUT_MS`] without a
+/// heartbeat, checking every 50 ms.
+pub(crate) fn fast_host_loss_server(root: &Path) -> TestServer {
+    let config = root.join("caravan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[fleet]\nheartbeat_timeout_ms = {HEARTBEAT_TIMEOUT_MS}\ndown_check_interval_ms = 50\n"
+        ),
+    )
+    .unwrap();
+    TestServer::start_in(&root.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+/// A template (`name`) running `caravan sample-app` on `$PORT`, checked over HTTP every 100 ms
+/// (rise 2, fall 3), with 0.1 CPU, 64 MiB and 1 GiB; `extra`'s keys added or replaced.
+pub(crate) fn sample_app_template(name: &str, extra: Value) -> Value {
+    let mut template = json!({
+        "name": name,
+        "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
+        "run": {
+            "command": format!("exec '{}' sample-app", caravan_bin()),
+            "args": ["--log-interval-ms", "1000"],
+            // Required by the fleet for an http check; the process driver gives each
+            // instance a port of its agent's range instead (`$PORT`), and probes that one.
+            "port": 8080
+        },
+        "health": {"probe": {"kind": "http", "path": "/health"},
+            "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 3}
+    });
+    if let (Some(template), Value::Object(extra)) = (template.as_object_mut(), extra) {
+        template.extend(extra);
+    }
+    template
+}
+
+/// Zone `production` with data centers `dc1` and `dc2` (ranges 10.1.0.0/24 and 10.2.0.0/24),
+/// the template `base` (named `app_base`), and `app_dc1`/`app_dc2` extending it in each.
+pub(crate) fn two_data_centers(server: &TestServer, admin: &str, base: Value) {
+    ok(
+        server,
+        admin,
+        "POST",
+        "/api/v1/fleet/zones",
+        json!({"name": "production"}),
+    );
+    ok(server, admin, "POST", "/api/v1/fleet/templates", base);
+    for (index, dc) in ["dc1", "dc2"].iter().enumerate() {
+        ok(
+            server,
+            admin,
+            "POST",
+            "/api/v1/fleet/data-centers",
+            json!({"name": dc, "zone": "production"}),
+        );
+        ok(
+            server,
+            admin,
+            "POST",
+            "/api/v1/fleet/ranges",
+            json!({"cidr": format!("10.{}.0.0/24", index + 1), "data_center": dc}),
+        );
+        ok(
+            server,
+            admin,
+            "POST",
+            "/api/v1/fleet/templates",
+            json!({"name": format!("app_{dc}"), "extends": "app_base", "data_center": dc}),
+        );
+    }
+}
+
+/// Four agents, hosts `dc1-h1`, `dc1-h2`, `dc2-h1`, `dc2-h2`, with 20 ports each from `base`,
+/// talking to `server_url` (the server's, or a forwarder's); waits until the four hosts are up.
+pub(crate) fn four_agents(
+    server: &TestServer,
+    server_url: &str,
+    admin: &str,
+    root: &Path,
+    base: u16,
+    extra: &[&str],
+) -> Vec<Agent> {
+    let hosts = [
+        ("dc1-h1", "dc1"),
+        ("dc1-h2", "dc1"),
+        ("dc2-h1", "dc2"),
+        ("dc2-h2", "dc2"),
+    ];
+    let agents = hosts
+        .iter()
+        .enumerate()
+        .map(|(index, (name, dc))| {
+            let first = base + index as u16 * 20;
+            Agent::start_with(
+                server_url,
+                admin,
+                root,
+                name,
+                dc,
+                (first, first + 19),
+                extra,
+            )
+        })
+        .collect();
+    wait_for("four hosts registered and up", || {
+        let (_, hosts) = server.call("GET", "/api/v1/fleet/hosts", Some(admin), None);
+        let up = hosts
+            .as_array()?
+            .iter()
+            .filter(|h| h["host"]["state"] == "up")
+            .count();
+        (up == 4).then_some(())
+    });
+    agents
+}
+
 pub(crate) fn ok(server: &TestServer, admin: &str, method: &str, path: &str, body: Value) -> Value {
     let (status, answer) = server.call(method, path, Some(admin), Some(body));
     assert!(
@@ -542,105 +658,19 @@ pub(crate) fn ok(server: &TestServer, admin: &str, method: &str, path: &str, bod
 #[test]
 fn agents_run_scale_restart_and_reschedule_sample_apps() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("caravan.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fleet]\nheartbeat_timeout_ms = {HEARTBEAT_TIMEOUT_MS}\ndown_check_interval_ms = 50\n"
-        ),
-    )
-    .unwrap();
-    let server_args = ["--config", config.to_str().unwrap()];
-    let mut server = TestServer::start_in(&dir.path().join("data"), &server_args);
+    let mut server = fast_host_loss_server(dir.path());
     let admin = server.admin_token();
     // Agents reach the server through a forwarder whose port outlives server restarts.
     let proxy = Proxy::start(&server.url);
 
     // Inventory: two data centers, a template running the sample app, checked over HTTP.
-    ok(
-        &server,
-        &admin,
-        "POST",
-        "/api/v1/fleet/zones",
-        json!({"name": "production"}),
-    );
-    ok(
-        &server,
-        &admin,
-        "POST",
-        "/api/v1/fleet/templates",
-        json!({
-            "name": "app_base",
-            "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
-            "run": {
-                "command": format!("exec '{}' sample-app", caravan_bin()),
-                "args": ["--log-interval-ms", "1000"],
-                // Required by the fleet for an http check; the process driver gives each
-                // instance a port of its agent's range instead (`$PORT`), and probes that one.
-                "port": 8080
-            },
-            "health": {"probe": {"kind": "http", "path": "/health"},
-                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 3}
-        }),
-    );
-    for (index, dc) in ["dc1", "dc2"].iter().enumerate() {
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/data-centers",
-            json!({"name": dc, "zone": "production"}),
-        );
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/ranges",
-            json!({"cidr": format!("10.{}.0.0/24", index + 1), "data_center": dc}),
-        );
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/templates",
-            json!({"name": format!("app_{dc}"), "extends": "app_base", "data_center": dc}),
-        );
-    }
+    two_data_centers(&server, &admin, sample_app_template("app_base", json!({})));
     server.create_tenant("payments");
 
     // Four agents with port ranges of their own (offset by the test's pid, to stay clear of
     // other test runs; an agent skips ports it cannot bind anyway).
     let base = 20_000 + (std::process::id() % 200) as u16 * 100;
-    let hosts = [
-        ("dc1-h1", "dc1"),
-        ("dc1-h2", "dc1"),
-        ("dc2-h1", "dc2"),
-        ("dc2-h2", "dc2"),
-    ];
-    let mut agents: Vec<Agent> = hosts
-        .iter()
-        .enumerate()
-        .map(|(index, (name, dc))| {
-            let first = base + index as u16 * 20;
-            Agent::start(
-                &proxy.url(),
-                &admin,
-                dir.path(),
-                name,
-                dc,
-                (first, first + 19),
-            )
-        })
-        .collect();
-    wait_for("four hosts registered and up", || {
-        let (_, hosts) = server.call("GET", "/api/v1/fleet/hosts", Some(&admin), None);
-        let up = hosts
-            .as_array()?
-            .iter()
-            .filter(|h| h["host"]["state"] == "up")
-            .count();
-        (up == 4).then_some(())
-    });
+    let mut agents = four_agents(&server, &proxy.url(), &admin, dir.path(), base, &[]);
     let (_, host) = server.call("GET", "/api/v1/fleet/hosts/dc1-h1", Some(&admin), None);
     assert_eq!(
         host["host"]["capacity"],
@@ -703,7 +733,7 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
             .all(|a| a.log().contains("server round failed"))
             .then_some(())
     });
-    server = TestServer::start_in(&dir.path().join("data"), &server_args);
+    server = fast_host_loss_server(dir.path());
     proxy.set_target(&server.url);
     wait_for("every agent reconnected", || {
         agents

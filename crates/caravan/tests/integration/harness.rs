@@ -240,3 +240,12 @@ pub fn stderr_failed(output: &Output) -> String {
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

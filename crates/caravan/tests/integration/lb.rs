@@ -14,21 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::agent::{Agent, ok, wait_for};
-use crate::harness::{TestServer, caravan_bin};
+use crate::agent::{
+    fast_host_loss_server, four_agents, ok, sample_app_template, two_data_centers, wait_for,
+};
+use crate::harness::{TestServer, caravan_bin, free_port};
 
-/// Time without heartbeat after which the server declares a host down.
-const HEARTBEAT_TIMEOUT_MS: u64 = 3_000;
 /// The pause wrk's connections make between two requests: 4 connections, at most ~800 req/s.
 const WRK_DELAY_MS: u64 = 5;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `caravan lb` process; stopped when dropped.
 struct Lb {
@@ -273,70 +265,12 @@ fn report(phase: &str, wrk: &WrkReport) {
 #[test]
 fn haproxy_follows_the_registry_without_losing_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("caravan.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[fleet]\nheartbeat_timeout_ms = {HEARTBEAT_TIMEOUT_MS}\ndown_check_interval_ms = 50\n"
-        ),
-    )
-    .unwrap();
-    let server = TestServer::start_in(
-        &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = fast_host_loss_server(dir.path());
     let admin = server.admin_token();
     let web_port = free_port();
     let api_port = free_port();
-
-    ok(
-        &server,
-        &admin,
-        "POST",
-        "/api/v1/fleet/zones",
-        json!({"name": "production"}),
-    );
-    ok(
-        &server,
-        &admin,
-        "POST",
-        "/api/v1/fleet/templates",
-        json!({
-            "name": "app_base",
-            "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
-            "run": {
-                "command": format!("exec '{}' sample-app", caravan_bin()),
-                "args": ["--log-interval-ms", "0"],
-                "port": 8080
-            },
-            "health": {"probe": {"kind": "http", "path": "/health"},
-                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 2},
-            "frontend_port": web_port
-        }),
-    );
-    for (index, dc) in ["dc1", "dc2"].iter().enumerate() {
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/data-centers",
-            json!({"name": dc, "zone": "production"}),
-        );
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/ranges",
-            json!({"cidr": format!("10.{}.0.0/24", index + 1), "data_center": dc}),
-        );
-        ok(
-            &server,
-            &admin,
-            "POST",
-            "/api/v1/fleet/templates",
-            json!({"name": format!("app_{dc}"), "extends": "app_base", "data_center": dc}),
-        );
-    }
+    let base = sample_app_template("app_base", json!({"frontend_port": web_port}));
+    two_data_centers(&server, &admin, base);
     ok(
         &server,
         &admin,
@@ -346,40 +280,11 @@ fn haproxy_follows_the_registry_without_losing_requests() {
     );
     server.create_tenant("payments");
 
-    // Instances listen on loopback: the agents advertise 127.0.0.1 instead of the leases.
-    // Below the ranges of the other agent tests, and of ephemeral ports.
+    // Instances listen on loopback: the agents advertise 127.0.0.1 instead of the leases. Ports
+    // below the ranges of the other agent tests, and of ephemeral ports.
     let base = 10_000 + (std::process::id() % 100) as u16 * 100;
-    let hosts = [
-        ("dc1-h1", "dc1"),
-        ("dc1-h2", "dc1"),
-        ("dc2-h1", "dc2"),
-        ("dc2-h2", "dc2"),
-    ];
-    let mut agents: Vec<Agent> = hosts
-        .iter()
-        .enumerate()
-        .map(|(index, (name, dc))| {
-            let first = base + index as u16 * 20;
-            Agent::start_with(
-                &server.url,
-                &admin,
-                dir.path(),
-                name,
-                dc,
-                (first, first + 19),
-                &["--advertise-ip", "127.0.0.1"],
-            )
-        })
-        .collect();
-    wait_for("four hosts up", || {
-        let (_, hosts) = server.call("GET", "/api/v1/fleet/hosts", Some(&admin), None);
-        let up = hosts
-            .as_array()?
-            .iter()
-            .filter(|h| h["host"]["state"] == "up")
-            .count();
-        (up == 4).then_some(())
-    });
+    let advertise = ["--advertise-ip", "127.0.0.1"];
+    let mut agents = four_agents(&server, &server.url, &admin, dir.path(), base, &advertise);
     ok(
         &server,
         &admin,

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::caravan_bin;
+use crate::harness::{caravan_bin, free_port};
 
 /// How long the demo may take to be ready (server, agents, healthy instances).
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -212,12 +212,4 @@ fn ui_in_a_real_browser_against_the_demo() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

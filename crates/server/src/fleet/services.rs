@@ -181,6 +181,16 @@ struct WatchParams {
     version: Option<String>,
 }
 
+impl WatchParams {
+    /// How long to wait for a change: `wait_ms`, only with a `version` to compare with.
+    fn wait(&self) -> Duration {
+        Duration::from_millis(match self.version {
+            Some(_) => self.wait_ms.unwrap_or(0),
+            None => 0,
+        })
+    }
+}
+
 /// The service registry: a service's endpoints (instance, host, data center, ip, port, weight,
 /// healthy, draining) and their version (admin, or the owner tenant with `fleet:read`). With
 /// `version` and `wait_ms`, a long poll: answers as soon as the endpoints differ from that
@@ -195,10 +205,7 @@ async fn service_endpoints(
     ApiPath(name): ApiPath<ServiceName>,
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Json<ServiceEndpoints>, ApiError> {
-    let wait = Duration::from_millis(match params.version {
-        Some(_) => params.wait_ms.unwrap_or(0),
-        None => 0,
-    });
+    let wait = params.wait();
     let known = params.version;
     let endpoints = long_poll(&state, wait, |fleet| {
         // Checked on every look: the service may be deleted, or change hands, while waiting.
@@ -223,10 +230,7 @@ async fn registry(
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Json<RegistryView>, ApiError> {
     require_read(&principal)?;
-    let wait = Duration::from_millis(match params.version {
-        Some(_) => params.wait_ms.unwrap_or(0),
-        None => 0,
-    });
+    let wait = params.wait();
     let known = params.version;
     let registry = long_poll(&state, wait, |fleet| {
         let registry = fleet.registry(|service| sees(&principal, &service.tenant));
