@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use caravan_api::fleet::RegistryView;
-use caravan_client::Client;
+use caravan_client::{Client, ClientError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -113,8 +113,13 @@ pub async fn run(config: LbConfig, shutdown: impl Future<Output = ()>) -> Result
         instances,
     };
 
-    // The first registry read must work: it is the configuration HAProxy starts with.
-    let first = client.registry(None, 0).await?;
+    // HAProxy starts from the first registry read, once the server answers. A failure to start
+    // it (no program, a template HAProxy refuses, a port in use) ends the driver with its reason.
+    tokio::pin!(shutdown);
+    let first = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        first = first_registry(&client, &metrics) => first?,
+    };
     driver.sync(&first, Trigger::Change).await?;
     tracing::info!(
         version = %first.version,
@@ -129,7 +134,6 @@ pub async fn run(config: LbConfig, shutdown: impl Future<Output = ()>) -> Result
         config.resync_interval,
     );
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
     loop {
         let (registry, trigger) = tokio::select! {
             () = &mut shutdown => break,
@@ -157,6 +161,28 @@ pub async fn run(config: LbConfig, shutdown: impl Future<Output = ()>) -> Result
     watcher.abort();
     driver.haproxy.stop(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// The registry, read again with backoff until the server answers.
+/// A token the server refuses is not worth waiting for.
+async fn first_registry(client: &Client, metrics: &Metrics) -> Result<RegistryView, LbError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match client.registry(None, 0).await {
+            Ok(registry) => return Ok(registry),
+            Err(
+                error @ ClientError::Api {
+                    status: 401 | 403, ..
+                },
+            ) => return Err(error.into()),
+            Err(error) => {
+                metrics.errors.with_label_values(&["registry"]).inc();
+                tracing::warn!(%error, retry_in = ?backoff, "cannot read the registry yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Long-polls the registry, publishing each new version; reconnects with backoff.

@@ -445,3 +445,25 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
         })
         .unwrap_or(f64::NAN)
 }
+
+#[test]
+fn a_refused_token_stops_the_load_balancer_with_the_reason() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let output = Command::new(caravan_bin())
+        .args(["--server", &server.url, "--token", "cvn_not_a_token", "lb"])
+        .args(["--bind", "127.0.0.1", "--metrics-listen", &metrics])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .env_remove("CARAVAN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(
+        !stderr.contains("cvn_not_a_token"),
+        "the secret is not printed: {stderr}"
+    );
+}
