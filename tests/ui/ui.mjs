@@ -132,6 +132,15 @@ try {
   await error.waitFor();
   assert.match(await error.innerText(), /position 16/);
   assert.equal(await page.getByLabel('Query').getAttribute('aria-invalid'), 'true');
+  // The server's position is in UTF-8 bytes; the selection must still fall on the clause at
+  // fault after characters of two, three and four bytes (one of them two UTF-16 units).
+  const wide = 'message:"déjà vu → 🚀" AND usrId:1';
+  await page.getByLabel('Query').fill(wide);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForFunction(() => /usrId/.test(document.getElementById('query-error')?.innerText ?? ''));
+  const selected = await page.getByLabel('Query').evaluate((input) => input.value.slice(input.selectionStart, input.selectionEnd));
+  assert.equal(selected, 'usrId:1');
+  assert.match(await error.locator('pre').innerText(), /\n {26}\^{7}$/);
   await shot('logs-error');
 
   step = 'logs: fields and top values, drag to zoom';

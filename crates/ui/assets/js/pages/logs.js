@@ -212,22 +212,27 @@ class Discover {
     }
   }
 
-  /** An error, at its position in the query when the server gave one (a byte offset). */
+  /** An error, at its place in the query when the server gave one (`error.position`). */
   showError(error, query) {
     this.results.classList.add('stale');
     this.countLine.textContent = '';
     this.countLine.setAttribute('aria-busy', 'false');
-    const match = /at position (\d+)/.exec(error.message);
-    if (match && query) {
-      const bytes = new TextEncoder().encode(query);
-      const index = new TextDecoder().decode(bytes.slice(0, Number(match[1]))).length;
+    const position = error.position;
+    if (position && query && Number.isInteger(position.start) && Number.isInteger(position.end)) {
+      const start = utf16Index(query, position.start);
+      // A point (a syntax error) selects the character there, if there is one.
+      const end = position.end > position.start ? utf16Index(query, position.end)
+        : Math.min(query.length, start + (query.codePointAt(start) > 0xffff ? 2 : 1));
       this.queryInput.setAttribute('aria-invalid', 'true');
       this.queryInput.focus();
-      this.queryInput.setSelectionRange(index, Math.min(query.length, index + 1));
+      this.queryInput.setSelectionRange(start, end);
+      // The marker line counts characters (code points), not UTF-16 units.
+      const column = [...query.slice(0, start)].length;
+      const width = Math.max(1, [...query.slice(start, end)].length);
       replace(this.errorBox, h('div', { class: 'message error query-error', role: 'alert', id: 'query-error' },
         h('span', { class: 'title' }, 'The query has an error'),
         h('span', {}, error.message),
-        h('pre', { 'aria-hidden': 'true' }, `${query}\n${' '.repeat(index)}^`)));
+        h('pre', { 'aria-hidden': 'true' }, `${query}\n${' '.repeat(column)}${'^'.repeat(width)}`)));
     } else {
       replace(this.errorBox, message('error', error.status === 400 ? 'The search was refused' : 'The search failed', ` ${error.message}`));
     }
@@ -450,4 +455,22 @@ function fieldsTable(source) {
     h('caption', { class: 'sr-only' }, 'Fields of this log'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Value'))),
     h('tbody', {}, rows, ignoredRows));
+}
+
+/**
+ * The JavaScript string index (UTF-16 units) of a UTF-8 byte offset into `text`: the server
+ * counts bytes, the input's selection counts UTF-16 units. An offset inside a character maps
+ * to that character's start; past the end, to the end.
+ */
+export function utf16Index(text, byteOffset) {
+  let bytes = 0;
+  let index = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0);
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes + size > byteOffset) return index;
+    bytes += size;
+    index += char.length;
+  }
+  return index;
 }
