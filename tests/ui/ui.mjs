@@ -164,6 +164,27 @@ try {
   assert.ok(zoomed > 0 && zoomed <= before + 200, `zoomed: ${zoomed} logs, before: ${before}`);
   await shot('logs-zoomed');
 
+  step = 'logs: zoom with the keyboard, then zoom out';
+  const searched = () => page.waitForFunction(() => document.getElementById('hit-line').getAttribute('aria-busy') === 'false'
+    && document.getElementById('hit-count'));
+  const fromBefore = await page.locator('#log-from').inputValue();
+  await page.locator('#histogram').focus();
+  await page.keyboard.press('End');
+  await page.keyboard.press('Shift+ArrowLeft');
+  await page.keyboard.press('Shift+ArrowLeft');
+  assert.match(await page.locator('#histogram-status').innerText(), /logs?\. Enter zooms in\./);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((before) => document.getElementById('log-from').value !== before, fromBefore);
+  await searched();
+  const keyed = Number(await page.locator('#hit-count').getAttribute('data-total'));
+  assert.ok(keyed <= zoomed + 200, `keyboard zoom: ${keyed} logs, before: ${zoomed}`);
+  const fromKeyed = await page.locator('#log-from').inputValue();
+  await page.getByRole('button', { name: 'Zoom out' }).click();
+  await page.waitForFunction((before) => document.getElementById('log-from').value < before, fromKeyed);
+  await searched();
+  const out = Number(await page.locator('#hit-count').getAttribute('data-total'));
+  assert.ok(out >= keyed, `zoomed out: ${out} logs, before: ${keyed}`);
+
   step = 'logs: live tail marks new logs';
   await page.getByLabel('Query').fill('');
   await page.getByLabel(/Live tail/).check();
