@@ -132,6 +132,15 @@ try {
   await error.waitFor();
   assert.match(await error.innerText(), /position 16/);
   assert.equal(await page.getByLabel('Query').getAttribute('aria-invalid'), 'true');
+  // The server's position is in UTF-8 bytes; the selection must still fall on the clause at
+  // fault after characters of two, three and four bytes (one of them two UTF-16 units).
+  const wide = 'message:"déjà vu → 🚀" AND usrId:1';
+  await page.getByLabel('Query').fill(wide);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForFunction(() => /usrId/.test(document.getElementById('query-error')?.innerText ?? ''));
+  const selected = await page.getByLabel('Query').evaluate((input) => input.value.slice(input.selectionStart, input.selectionEnd));
+  assert.equal(selected, 'usrId:1');
+  assert.match(await error.locator('pre').innerText(), /\n {26}\^{7}$/);
   await shot('logs-error');
 
   step = 'logs: fields and top values, drag to zoom';
@@ -154,6 +163,27 @@ try {
   const zoomed = Number(await page.locator('#hit-count').getAttribute('data-total'));
   assert.ok(zoomed > 0 && zoomed <= before + 200, `zoomed: ${zoomed} logs, before: ${before}`);
   await shot('logs-zoomed');
+
+  step = 'logs: zoom with the keyboard, then zoom out';
+  const searched = () => page.waitForFunction(() => document.getElementById('hit-line').getAttribute('aria-busy') === 'false'
+    && document.getElementById('hit-count'));
+  const fromBefore = await page.locator('#log-from').inputValue();
+  await page.locator('#histogram').focus();
+  await page.keyboard.press('End');
+  await page.keyboard.press('Shift+ArrowLeft');
+  await page.keyboard.press('Shift+ArrowLeft');
+  assert.match(await page.locator('#histogram-status').innerText(), /logs?\. Enter zooms in\./);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((before) => document.getElementById('log-from').value !== before, fromBefore);
+  await searched();
+  const keyed = Number(await page.locator('#hit-count').getAttribute('data-total'));
+  assert.ok(keyed <= zoomed + 200, `keyboard zoom: ${keyed} logs, before: ${zoomed}`);
+  const fromKeyed = await page.locator('#log-from').inputValue();
+  await page.getByRole('button', { name: 'Zoom out' }).click();
+  await page.waitForFunction((before) => document.getElementById('log-from').value < before, fromKeyed);
+  await searched();
+  const out = Number(await page.locator('#hit-count').getAttribute('data-total'));
+  assert.ok(out >= keyed, `zoomed out: ${out} logs, before: ${keyed}`);
 
   step = 'logs: live tail marks new logs';
   await page.getByLabel('Query').fill('');

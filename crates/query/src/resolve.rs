@@ -166,7 +166,7 @@ impl<'d> Resolver<'d> {
         if defaults.is_empty() {
             return Err(QueryError::NoDefaultFields {
                 word: word.to_owned(),
-                position: position(span),
+                span: written(span),
             });
         }
         let mut filters = Vec::new();
@@ -195,7 +195,7 @@ impl<'d> Resolver<'d> {
             }
             return Err(QueryError::UnknownField {
                 field: field.to_owned(),
-                position: position(span),
+                span: written(span),
                 suggestions: self.suggestions(field),
             });
         };
@@ -210,7 +210,7 @@ impl<'d> Resolver<'d> {
         }
         let not_searchable = |reason: String| QueryError::NotSearchable {
             field: field.to_owned(),
-            position: position(span),
+            span: written(span),
             reason,
         };
         match def.field_type {
@@ -471,13 +471,14 @@ fn target_name<'t>(target: &'t Target<'_>) -> &'t str {
 fn invalid(key: &str, span: Span, reason: String) -> QueryError {
     QueryError::InvalidValue {
         field: key.to_owned(),
-        position: position(span),
+        span: written(span),
         reason,
     }
 }
 
-fn position(span: Span) -> Option<usize> {
-    (span != Span::default()).then_some(span.start)
+/// The span of a node written in a query string; `None` for a node read from JSON.
+fn written(span: Span) -> Option<Span> {
+    (span != Span::default()).then_some(span)
 }
 
 #[cfg(test)]
@@ -562,14 +563,23 @@ mod tests {
     fn unknown_and_unsearchable_fields_are_errors_with_suggestions() {
         let Err(QueryError::UnknownField {
             field,
-            position,
+            span,
             suggestions,
         }) = resolved("level:ERROR AND usrId:1")
         else {
             panic!("unknown field")
         };
-        assert_eq!((field.as_str(), position), ("usrId", Some(16)));
+        assert_eq!(
+            (field.as_str(), span),
+            ("usrId", Some(Span { start: 16, end: 23 }))
+        );
         assert_eq!(suggestions, ["userId"]);
+        let Err(error) = resolved("level:ERROR AND usrId:1") else {
+            panic!("unknown field")
+        };
+        assert_eq!(error.span(), Some(Span { start: 16, end: 23 }));
+        let syntax = parse("level:(ERROR").expect_err("unbalanced");
+        assert_eq!(syntax.span(), Some(Span { start: 6, end: 6 }));
         let Err(QueryError::UnknownField { suggestions, .. }) = resolved("status:500") else {
             panic!("unknown field")
         };

@@ -1,5 +1,6 @@
 //! The one error type of the HTTP layer, and the JSON shape of every error response:
-//! `{"error": {"type": "...", "reason": "..."}}`.
+//! `{"error": {"type": "...", "reason": "..."}}`, plus `"position": {"start", "end"}` when the
+//! error is at a place in a query string.
 //!
 //! User errors keep their status and message. Internal errors become a 500 whose details are
 //! logged, never returned.
@@ -17,6 +18,7 @@ pub struct ApiError {
     status: StatusCode,
     kind: &'static str,
     reason: String,
+    position: Option<ErrorPosition>,
 }
 
 /// The JSON body of every error response.
@@ -40,6 +42,20 @@ pub struct ErrorDetail {
     /// The same type and reason, as Elasticsearch's clients read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub root_cause: Vec<ErrorCause>,
+    /// Where the problem is in the request's query string, when it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<ErrorPosition>,
+}
+
+/// A place in a query string, as UTF-8 byte offsets: `start..end` is the part at fault (a
+/// clause: `usrId:42`); `start == end` points between two characters (a syntax error: the
+/// first character that does not fit, or the end of the query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorPosition {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
 }
 
 /// One cause of an error (Elasticsearch's `root_cause` entries).
@@ -59,7 +75,14 @@ impl ApiError {
             status,
             kind,
             reason: reason.into(),
+            position: None,
         }
+    }
+
+    /// The same error, at a place in the request's query string.
+    pub fn at(mut self, position: ErrorPosition) -> Self {
+        self.position = Some(position);
+        self
     }
 
     /// 400: the request is malformed or a value is invalid.
@@ -108,6 +131,7 @@ impl IntoResponse for ApiError {
                     reason: self.reason.clone(),
                 }],
                 reason: self.reason,
+                position: self.position,
             },
             status: self.status.as_u16(),
         };

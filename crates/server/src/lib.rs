@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 pub use app::{app, openapi};
 pub use config::{ConfigError, DATA_DIR_DEFAULT, ServerConfig, ServerOverrides};
-pub use error::ErrorBody;
+pub use error::{ErrorBody, ErrorPosition};
 pub use state::AppState;
 
 /// The name of the file, inside the data directory, holding the bootstrap admin token.

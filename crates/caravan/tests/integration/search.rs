@@ -117,6 +117,23 @@ fn native_search_resolves_fields_through_the_schema() {
             .contains("position"),
         "{answer}"
     );
+    // The place of the error is data too: UTF-8 byte offsets into the query, the clause at
+    // fault for a field or value (`é` is two bytes), a point for a syntax error.
+    let position = |query: &str| {
+        let (status, answer) = search(&fixture, reader, json!({"query": query}));
+        assert_eq!(status, 400, "{query}: {answer}");
+        let position = &answer["error"]["position"];
+        (position["start"].as_u64(), position["end"].as_u64())
+    };
+    assert_eq!(
+        position("message:\"café\" AND usrId:1"),
+        (Some(20), Some(27))
+    );
+    assert_eq!(
+        position("level:ERROR AND http.status:abc"),
+        (Some(16), Some(31))
+    );
+    assert_eq!(position("level:ERROR)"), (Some(11), Some(11)));
 
     // Pages with `after`, in time order, with aggregations.
     let mut seen = Vec::new();
@@ -236,6 +253,25 @@ fn elasticsearch_search_and_count() {
             .contains("fuzzy"),
         "{answer}"
     );
+    assert_eq!(
+        answer["error"]["root_cause"][0]["reason"],
+        answer["error"]["reason"]
+    );
+    assert!(
+        answer["error"]["position"].is_null(),
+        "JSON has no position"
+    );
+    // A query string's errors have their place, with Elasticsearch's `root_cause` kept.
+    let (status, answer) = call(
+        "/payments/_search",
+        json!({"query": {"query_string": {"query": "level:ERROR AND usrId:1"}}}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["root_cause"][0]["type"],
+        "query_shard_exception"
+    );
+    assert_eq!(answer["error"]["position"], json!({"start": 16, "end": 23}));
     let (status, answer) = call("/payments/_search", json!({"highlight": {}}));
     assert_eq!(status, 400);
     assert!(

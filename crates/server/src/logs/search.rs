@@ -14,7 +14,7 @@ use caravan_schema::{Dictionary, FieldType};
 use caravan_tenancy::{Denied, Principal, Requirement, Scope, TenantName, authorize};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorPosition};
 
 /// Hits returned when the caller does not say.
 pub(crate) const SIZE_DEFAULT: usize = 100;
@@ -294,14 +294,23 @@ fn resolve_aggregation(
     })
 }
 
-/// A query error as the API reports it (400, Elasticsearch's error types).
+/// A query error as the API reports it (400, Elasticsearch's error types), with its place
+/// in the query string when it has one.
 pub(crate) fn query_error(error: QueryError) -> ApiError {
     let kind = match &error {
         QueryError::Syntax { .. } | QueryError::Malformed { .. } => "parsing_exception",
         QueryError::Unsupported { .. } => "illegal_argument_exception",
         _ => "query_shard_exception",
     };
-    ApiError::new(StatusCode::BAD_REQUEST, kind, error.to_string())
+    let position = error.span().map(|span| ErrorPosition {
+        start: span.start,
+        end: span.end,
+    });
+    let api_error = ApiError::new(StatusCode::BAD_REQUEST, kind, error.to_string());
+    match position {
+        Some(position) => api_error.at(position),
+        None => api_error,
+    }
 }
 
 fn store_error(error: LogStoreError) -> ApiError {

@@ -3,12 +3,16 @@
 
 const TOKEN_KEY = 'caravan.token';
 
-/** An error answer of the API (or no answer at all: status 0). */
+/**
+ * An error answer of the API (or no answer at all: status 0). `position`, when the error is at
+ * a place in a query string: `{start, end}`, UTF-8 byte offsets into it.
+ */
 export class ApiError extends Error {
-  constructor(status, type, reason) {
+  constructor(status, type, reason, position = null) {
     super(reason);
     this.status = status;
     this.type = type;
+    this.position = position;
   }
 }
 
@@ -47,7 +51,7 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const reason = data?.error?.reason ?? `HTTP ${response.status} ${response.statusText}`;
-    const error = new ApiError(response.status, data?.error?.type ?? 'http', reason);
+    const error = new ApiError(response.status, data?.error?.type ?? 'http', reason, data?.error?.position ?? null);
     if (response.status === 401) window.dispatchEvent(new CustomEvent('caravan:unauthorized'));
     throw error;
   }

@@ -68,6 +68,21 @@ export function table(caption, headings, rows, attrs = {}) {
       h('td', { class: numeric[index] ? 'num' : null }, cell))))));
 }
 
+/**
+ * A periodic refresh that says when it fails: `fn` runs; if it throws, `box` shows that the
+ * page is not up to date and why (cleared by the next success).
+ */
+export function refresher(box, fn) {
+  return async () => {
+    try {
+      await fn();
+      box.replaceChildren();
+    } catch (error) {
+      replace(box, message('warn', 'Not refreshed', ` ${error.message} The page shows what was last received; it tries again by itself.`));
+    }
+  };
+}
+
 /** Shows a short notice in the corner for a few seconds. */
 export function toast(text, kind = '') {
   const box = document.getElementById('toasts');

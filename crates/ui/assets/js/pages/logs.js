@@ -96,7 +96,15 @@ class Discover {
 
     this.errorBox = h('div', { 'aria-live': 'assertive' });
     this.countLine = h('p', { class: 'count', id: 'hit-line', 'aria-live': 'polite' });
-    this.histogram = h('div', { class: 'histogram', id: 'histogram', role: 'img', 'aria-label': 'Histogram of matching logs over time' });
+    // The histogram zooms with the mouse (drag) or the keyboard (arrows pick buckets, Enter).
+    this.histogram = h('div', {
+      class: 'histogram', id: 'histogram', tabindex: 0, role: 'group', 'aria-roledescription': 'histogram',
+      'aria-label': 'Histogram of matching logs over time', 'aria-describedby': 'histogram-help histogram-status',
+    });
+    this.histogram.addEventListener('keydown', (event) => this.histogramKey(event));
+    this.histogram.addEventListener('blur', () => this.clearBucketSelection());
+    this.histogramStatus = h('p', { class: 'muted histogram-status', id: 'histogram-status', 'aria-live': 'polite' });
+    this.zoomOutButton = h('button', { type: 'button', class: 'secondary small', id: 'zoom-out', hidden: true, onclick: () => this.zoomOut() }, 'Zoom out');
     this.hitList = h('ul', { class: 'hits', id: 'hits', 'aria-label': 'Matching logs' });
     this.moreButton = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => this.loadMore() }, 'Load more');
     this.fieldFilter = h('input', { type: 'search', id: 'field-filter', placeholder: 'Filter fields', 'aria-label': 'Filter fields' });
@@ -104,14 +112,19 @@ class Discover {
     this.fieldFilter.addEventListener('input', () => this.filterFields());
 
     this.results = h('section', { 'aria-label': 'Results' },
-      h('div', { class: 'panel' }, this.countLine, this.histogram),
+      h('div', { class: 'panel' },
+        h('div', { class: 'count-row' }, this.countLine, this.zoomOutButton),
+        this.histogram,
+        h('p', { class: 'sr-only', id: 'histogram-help' },
+          'Left and right arrows pick a bucket, with Shift to widen the selection; Enter zooms to it; minus zooms out; Escape clears.'),
+        this.histogramStatus),
       h('div', { class: 'panel' }, this.hitList, this.moreButton));
     replace(this.ctx.main,
       h('h1', {}, 'Logs'),
       form,
       this.absoluteBox,
       h('p', { id: 'query-help', class: 'muted' },
-        'Kibana syntax: field:value, AND / OR / NOT, "phrases", ranges such as http.status:>=500, wildcards. Aliases work (user_id finds userId). Drag on the chart to zoom.'),
+        'Kibana syntax: field:value, AND / OR / NOT, "phrases", ranges such as http.status:>=500, wildcards. Aliases work (user_id finds userId). Drag on the chart to zoom (or focus it: arrow keys, Enter).'),
       this.errorBox,
       h('div', { class: 'discover' },
         h('aside', { class: 'sidebar panel', 'aria-labelledby': 'fields-title' },
@@ -212,22 +225,27 @@ class Discover {
     }
   }
 
-  /** An error, at its position in the query when the server gave one (a byte offset). */
+  /** An error, at its place in the query when the server gave one (`error.position`). */
   showError(error, query) {
     this.results.classList.add('stale');
     this.countLine.textContent = '';
     this.countLine.setAttribute('aria-busy', 'false');
-    const match = /at position (\d+)/.exec(error.message);
-    if (match && query) {
-      const bytes = new TextEncoder().encode(query);
-      const index = new TextDecoder().decode(bytes.slice(0, Number(match[1]))).length;
+    const position = error.position;
+    if (position && query && Number.isInteger(position.start) && Number.isInteger(position.end)) {
+      const start = utf16Index(query, position.start);
+      // A point (a syntax error) selects the character there, if there is one.
+      const end = position.end > position.start ? utf16Index(query, position.end)
+        : Math.min(query.length, start + (query.codePointAt(start) > 0xffff ? 2 : 1));
       this.queryInput.setAttribute('aria-invalid', 'true');
       this.queryInput.focus();
-      this.queryInput.setSelectionRange(index, Math.min(query.length, index + 1));
+      this.queryInput.setSelectionRange(start, end);
+      // The marker line counts characters (code points), not UTF-16 units.
+      const column = [...query.slice(0, start)].length;
+      const width = Math.max(1, [...query.slice(start, end)].length);
       replace(this.errorBox, h('div', { class: 'message error query-error', role: 'alert', id: 'query-error' },
         h('span', { class: 'title' }, 'The query has an error'),
         h('span', {}, error.message),
-        h('pre', { 'aria-hidden': 'true' }, `${query}\n${' '.repeat(index)}^`)));
+        h('pre', { 'aria-hidden': 'true' }, `${query}\n${' '.repeat(column)}${'^'.repeat(width)}`)));
     } else {
       replace(this.errorBox, message('error', error.status === 400 ? 'The search was refused' : 'The search failed', ` ${error.message}`));
     }
@@ -239,6 +257,9 @@ class Discover {
       return;
     }
     const xs = histogram.buckets.map((b) => b.start_ms / 1000);
+    this.bucketSelection = null;
+    this.histogramStatus.textContent = '';
+    this.zoomOutButton.hidden = xs.length === 0;
     // Bars stand for whole buckets: the x axis ends where the last bucket ends.
     this.bucketS = histogram.interval_ms / 1000;
     const ys = histogram.buckets.map((b) => b.count);
@@ -275,6 +296,61 @@ class Discover {
         }],
       },
     }, [xs, ys], this.histogram);
+  }
+
+  /** Keyboard zoom: arrows move over buckets (Shift widens), Enter zooms, `-` zooms out. */
+  histogramKey(event) {
+    const xs = this.plot?.data[0] ?? [];
+    if (xs.length === 0) return;
+    const last = xs.length - 1;
+    const selection = this.bucketSelection ?? { anchor: last, focus: last };
+    let { anchor, focus } = selection;
+    switch (event.key) {
+      case 'ArrowLeft': focus = Math.max(0, (this.bucketSelection ? focus : last + 1) - 1); break;
+      case 'ArrowRight': focus = Math.min(last, focus + (this.bucketSelection ? 1 : 0)); break;
+      case 'Home': focus = 0; break;
+      case 'End': focus = last; break;
+      case 'Enter': case ' ': {
+        event.preventDefault();
+        const first = Math.min(anchor, focus);
+        const end = Math.max(anchor, focus);
+        this.clearBucketSelection();
+        this.zoom(xs[first] * 1000, (xs[end] + this.bucketS) * 1000);
+        return;
+      }
+      case '-': event.preventDefault(); this.zoomOut(); return;
+      case 'Escape': this.clearBucketSelection(); return;
+      default: return;
+    }
+    event.preventDefault();
+    if (!event.shiftKey) anchor = focus;
+    this.bucketSelection = { anchor, focus };
+    const first = Math.min(anchor, focus);
+    const end = Math.max(anchor, focus);
+    const u = this.plot;
+    const left = u.valToPos(xs[first], 'x');
+    u.setSelect({ left, width: Math.max(2, u.valToPos(xs[end] + this.bucketS, 'x') - left), top: 0, height: u.over.clientHeight }, false);
+    const count = u.data[1].slice(first, end + 1).reduce((a, b) => a + b, 0);
+    this.histogramStatus.textContent = `${fmt.time(xs[first] * 1000)} to ${fmt.time((xs[end] + this.bucketS) * 1000)}: `
+      + `${fmt.count(count)} ${count === 1 ? 'log' : 'logs'}. Enter zooms in.`;
+  }
+
+  clearBucketSelection() {
+    if (!this.bucketSelection) return;
+    this.bucketSelection = null;
+    this.plot?.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+    this.histogramStatus.textContent = '';
+  }
+
+  /** Twice the histogram's span around its middle, never past now. */
+  zoomOut() {
+    const xs = this.plot?.data[0] ?? [];
+    if (xs.length === 0) return;
+    const from = xs[0] * 1000;
+    const to = (xs[xs.length - 1] + (this.bucketS ?? 0)) * 1000;
+    const half = Math.max(to - from, 60_000) / 2;
+    const end = Math.min(Date.now(), to + half);
+    this.zoom(Math.min(from - half, end - 4 * half), end);
   }
 
   zoom(fromMs, toMs) {
@@ -382,7 +458,7 @@ class Discover {
           .map(([k, v]) => h('li', {}, h('span', {}, k), h('span', { class: 'muted' }, v)))));
       }
     } catch (error) {
-      replace(box, h('p', { class: 'muted' }, error.message));
+      replace(box, message('error', 'No top values', ` ${error.message}`));
     }
   }
 
@@ -450,4 +526,22 @@ function fieldsTable(source) {
     h('caption', { class: 'sr-only' }, 'Fields of this log'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Value'))),
     h('tbody', {}, rows, ignoredRows));
+}
+
+/**
+ * The JavaScript string index (UTF-16 units) of a UTF-8 byte offset into `text`: the server
+ * counts bytes, the input's selection counts UTF-16 units. An offset inside a character maps
+ * to that character's start; past the end, to the end.
+ */
+export function utf16Index(text, byteOffset) {
+  let bytes = 0;
+  let index = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0);
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes + size > byteOffset) return index;
+    bytes += size;
+    index += char.length;
+  }
+  return index;
 }

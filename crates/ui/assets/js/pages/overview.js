@@ -1,7 +1,7 @@
 // Overview: alerts first, then zones -> data centers -> hosts with their capacity.
 
 import * as api from '../api.js';
-import { h, replace, message, empty, badge } from '../dom.js';
+import { h, replace, message, empty, badge, refresher } from '../dom.js';
 import * as fmt from '../format.js';
 
 const REFRESH_MS = 5000;
@@ -10,9 +10,11 @@ export const HOST_STATE_KIND = { up: 'ok', draining: 'warn', maintenance: '', do
 
 export async function render(ctx) {
   const content = h('div', {});
+  const staleBox = h('div', { 'aria-live': 'polite' });
   replace(ctx.main,
     h('div', { class: 'page-head' }, h('h1', {}, 'Overview'),
       h('span', { class: 'muted' }, `Refreshed every ${REFRESH_MS / 1000} s`)),
+    staleBox,
     content);
   const me = await api.whoami();
   if (!api.can(me, 'fleet:read')) {
@@ -21,7 +23,7 @@ export async function render(ctx) {
     return;
   }
   await refresh(content);
-  ctx.every(REFRESH_MS, () => refresh(content).catch(() => {}));
+  ctx.every(REFRESH_MS, refresher(staleBox, () => refresh(content)));
 }
 
 async function refresh(content) {

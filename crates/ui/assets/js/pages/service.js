@@ -2,7 +2,7 @@
 // the actions (scale, drain a host, migrate) behind confirmations, and its event timeline.
 
 import * as api from '../api.js';
-import { h, replace, message, empty, badge, table, toast } from '../dom.js';
+import { h, replace, message, empty, badge, table, toast, refresher } from '../dom.js';
 import { confirmAction } from '../dialog.js';
 import * as fmt from '../format.js';
 
@@ -17,6 +17,7 @@ export async function render(ctx) {
   const checkBox = h('div', {});
   const timeline = h('section', { 'aria-labelledby': 'events-title' });
   const summary = h('p', { class: 'muted', id: 'service-summary' });
+  const staleBox = h('div', { 'aria-live': 'polite' });
   let view = await api.get(path);
 
   const refresh = async () => {
@@ -51,9 +52,9 @@ export async function render(ctx) {
   replace(ctx.main,
     h('p', {}, h('a', { href: '#/services' }, '← All services')),
     h('div', { class: 'page-head' }, h('h1', {}, `Service ${name}`), actions),
-    summary, checkBox, layout, timeline);
+    summary, staleBox, checkBox, layout, timeline);
   await refresh();
-  ctx.every(REFRESH_MS, () => refresh().catch(() => {}));
+  ctx.every(REFRESH_MS, refresher(staleBox, refresh));
 }
 
 /** Rows: groups; columns: the data centers the service's members run in. */
