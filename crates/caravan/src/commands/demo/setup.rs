@@ -139,6 +139,7 @@ pub async fn platform(
             name: "demo shop".to_owned(),
             kind: TokenKind::Tenant,
             tenant: Some(caravan_tenancy::TenantName::new(SHOP)?),
+            host: None,
             scopes: vec![
                 Scope::FleetRead,
                 Scope::FleetWrite,
