@@ -151,6 +151,20 @@ pub async fn platform(
     Ok(created.secret)
 }
 
+/// Creates the agent token of `host` and answers its secret.
+pub async fn agent_token(client: &Client, host: &str) -> anyhow::Result<String> {
+    let created = client
+        .create_token(&TokenCreate {
+            name: format!("demo agent {host}"),
+            kind: TokenKind::Agent,
+            tenant: None,
+            host: Some(caravan_tenancy::HostName::new(host)?),
+            scopes: Vec::new(),
+        })
+        .await?;
+    Ok(created.secret)
+}
+
 /// Waits until every host of [`HOSTS`] is registered and up.
 pub async fn hosts_up(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
