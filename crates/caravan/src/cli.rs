@@ -5,7 +5,7 @@ pub mod fleet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use caravan_tenancy::{Scope, TenantName};
+use caravan_tenancy::{HostName, Scope, TenantName};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Caravan: self-service infrastructure for service-oriented teams.
@@ -332,14 +332,19 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// An admin token (every scope, every tenant).
-        #[arg(long, conflicts_with_all = ["tenant", "scopes"], required_unless_present = "tenant")]
+        #[arg(long, conflicts_with_all = ["tenant", "scopes", "host"], required_unless_present_any = ["tenant", "host"])]
         admin: bool,
         /// The tenant a tenant token acts for.
-        #[arg(long, requires = "scopes")]
+        #[arg(long, requires = "scopes", conflicts_with = "host")]
         tenant: Option<TenantName>,
         /// Scopes of a tenant token: logs:write, logs:read, fleet:read, fleet:write.
         #[arg(long = "scope", value_delimiter = ',')]
         scopes: Vec<Scope>,
+        /// An agent token for this host: what `caravan agent --host-name HOST` (and `caravan lb`)
+        /// run with. It registers and reports for that host only, ships logs into any tenant,
+        /// reads the service registry, and nothing else.
+        #[arg(long, conflicts_with = "scopes")]
+        host: Option<HostName>,
     },
     /// List tokens (never their secrets).
     List {

@@ -6,7 +6,7 @@ use caravan_api::{
     DayUsage, PurgedPartition, SchemaPushed, SchemaVersionSummary, SchemaVersionView,
 };
 use caravan_schema::Dictionary;
-use caravan_tenancy::{Tenant, TokenCreated, TokenInfo, WhoAmI};
+use caravan_tenancy::{Tenant, TokenCreated, TokenInfo, TokenKind, WhoAmI};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -78,7 +78,7 @@ impl Printer {
             return self.json(tokens);
         }
         let mut table = table(&[
-            "ID", "NAME", "KIND", "TENANT", "SCOPES", "CREATED", "REVOKED",
+            "ID", "NAME", "KIND", "TENANT", "HOST", "SCOPES", "CREATED", "REVOKED",
         ]);
         for token in tokens {
             let scopes: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
@@ -90,10 +90,14 @@ impl Printer {
                     .tenant
                     .as_ref()
                     .map_or("-".to_owned(), ToString::to_string),
-                if scopes.is_empty() {
-                    "all".to_owned()
-                } else {
-                    scopes.join(",")
+                token
+                    .host
+                    .as_ref()
+                    .map_or("-".to_owned(), ToString::to_string),
+                match token.kind {
+                    TokenKind::Admin => "all".to_owned(),
+                    TokenKind::Agent => "-".to_owned(),
+                    TokenKind::Tenant => scopes.join(","),
                 },
                 timestamp(token.created_at),
                 token.revoked_at.map_or("-".to_owned(), timestamp),
@@ -117,14 +121,19 @@ impl Printer {
             return self.json(whoami);
         }
         let scopes: Vec<&str> = whoami.scopes.iter().map(|s| s.as_str()).collect();
-        match &whoami.tenant {
-            Some(tenant) => println!(
+        match (&whoami.tenant, &whoami.host) {
+            (Some(tenant), _) => println!(
                 "{} token {} for tenant {tenant}: {}",
                 whoami.kind.as_str(),
                 whoami.token,
                 scopes.join(", ")
             ),
-            None => println!("{} token {}", whoami.kind.as_str(), whoami.token),
+            (None, Some(host)) => println!(
+                "{} token {} for host {host}: its agent calls, log shipping, the service registry",
+                whoami.kind.as_str(),
+                whoami.token
+            ),
+            (None, None) => println!("{} token {}", whoami.kind.as_str(), whoami.token),
         }
         Ok(())
     }

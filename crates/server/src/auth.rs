@@ -42,19 +42,28 @@ impl FromRequestParts<AppState> for Caller {
                 record.info.id
             )));
         }
-        let principal = match (record.info.kind, record.info.tenant) {
-            (TokenKind::Admin, _) => Principal::Admin {
-                token: record.info.id,
-            },
-            (TokenKind::Tenant, Some(tenant)) => Principal::Tenant {
-                token: record.info.id,
+        let info = record.info;
+        let principal = match (info.kind, info.tenant, info.host) {
+            (TokenKind::Admin, _, _) => Principal::Admin { token: info.id },
+            (TokenKind::Tenant, Some(tenant), _) => Principal::Tenant {
+                token: info.id,
                 tenant,
-                scopes: record.info.scopes,
+                scopes: info.scopes,
             },
-            (TokenKind::Tenant, None) => {
+            (TokenKind::Agent, _, Some(host)) => Principal::Agent {
+                token: info.id,
+                host,
+            },
+            (TokenKind::Tenant, None, _) => {
                 return Err(ApiError::internal(format!(
                     "tenant token {} has no tenant",
-                    record.info.id
+                    info.id
+                )));
+            }
+            (TokenKind::Agent, _, None) => {
+                return Err(ApiError::internal(format!(
+                    "agent token {} has no host",
+                    info.id
                 )));
             }
         };
@@ -121,6 +130,7 @@ pub(crate) fn bootstrap_admin_token(
         name: "bootstrap admin".to_owned(),
         kind: TokenKind::Admin,
         tenant: None,
+        host: None,
         scopes: Vec::new(),
     };
     let record = request
@@ -159,24 +169,7 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 #[utoipa::path(get, path = "/whoami", tag = "access",
     responses((status = 200, body = WhoAmI), (status = 401, body = crate::ErrorBody)))]
 pub(crate) async fn whoami(Caller(principal): Caller) -> Json<WhoAmI> {
-    Json(match principal {
-        Principal::Admin { token } => WhoAmI {
-            token,
-            kind: TokenKind::Admin,
-            tenant: None,
-            scopes: caravan_tenancy::Scope::ALL.to_vec(),
-        },
-        Principal::Tenant {
-            token,
-            tenant,
-            scopes,
-        } => WhoAmI {
-            token,
-            kind: TokenKind::Tenant,
-            tenant: Some(tenant),
-            scopes,
-        },
-    })
+    Json(principal.whoami())
 }
 
 /// The installation's identifier, created on first start in `<data_dir>/cluster.uuid`.

@@ -148,7 +148,7 @@ async fn push_tenant_schema(
 ) -> Result<(StatusCode, Json<SchemaPushed>), ApiError> {
     authorize(
         &principal,
-        Requirement::Scope(Scope::LogsWrite),
+        Requirement::Manage(Scope::LogsWrite),
         Some(&name),
     )
     .map_err(|d| ApiError::denied(d, format!("tenant {name:?}")))?;

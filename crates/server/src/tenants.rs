@@ -21,13 +21,16 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
 }
 
-/// Lists tenants: all of them for admins, its own for a tenant token.
+/// Lists tenants: all of them for admins, its own for a tenant token (none for an agent token).
 #[utoipa::path(get, path = "/tenants", tag = "tenants",
-    responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 async fn list_tenants(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<Vec<Tenant>>, ApiError> {
+    authorize(&principal, Requirement::TenantData, None)
+        .map_err(|d| ApiError::denied(d, "tenants"))?;
     let mut tenants = state.store(|store| store.tenants()).await?;
     if let Some(own) = principal.tenant() {
         tenants.retain(|tenant| &tenant.name == own);

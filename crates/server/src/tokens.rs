@@ -1,4 +1,4 @@
-//! `/api/v1/tokens`: admin and tenant tokens (admin only).
+//! `/api/v1/tokens`: admin, tenant and agent tokens (admin only).
 
 use axum::Json;
 use axum::extract::State;
@@ -61,7 +61,7 @@ async fn create_token(
     state
         .store(move |store| store.insert_token(&record))
         .await?;
-    tracing::info!(token = %info.id, kind = info.kind.as_str(), tenant = ?info.tenant, by = %principal.token(), "token created");
+    tracing::info!(token = %info.id, kind = info.kind.as_str(), tenant = ?info.tenant, host = ?info.host, by = %principal.token(), "token created");
     Ok((
         StatusCode::CREATED,
         Json(TokenCreated {

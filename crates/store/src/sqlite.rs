@@ -10,7 +10,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 
-use caravan_tenancy::{Scope, Tenant, TenantName, TokenId, TokenInfo, TokenKind, TokenRecord};
+use caravan_tenancy::{
+    HostName, Scope, Tenant, TenantName, TokenId, TokenInfo, TokenKind, TokenRecord,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
@@ -75,6 +77,26 @@ CREATE TABLE log_usage (
 ) STRICT;
 "#,
     fleet::MIGRATION,
+    // Agent tokens: a third kind, bound to a host. SQLite cannot change a CHECK constraint in
+    // place, so the table is rebuilt (nothing references it).
+    r#"
+CREATE TABLE tokens_v2 (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('admin', 'tenant', 'agent')),
+    tenant      TEXT REFERENCES tenants(name),
+    host        TEXT CHECK ((kind = 'agent') = (host IS NOT NULL)),
+    scopes      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+) STRICT;
+INSERT INTO tokens_v2 (id, name, kind, tenant, host, scopes, secret_hash, created_at, revoked_at)
+    SELECT id, name, kind, tenant, NULL, scopes, secret_hash, created_at, revoked_at FROM tokens;
+DROP TABLE tokens;
+ALTER TABLE tokens_v2 RENAME TO tokens;
+CREATE INDEX tokens_by_tenant ON tokens(tenant);
+"#,
 ];
 
 /// The control-plane store in one SQLite file.
@@ -230,13 +252,14 @@ impl ControlStore for SqliteStore {
         let scopes: Vec<&str> = info.scopes.iter().map(|s| s.as_str()).collect();
         transaction
             .execute(
-                "INSERT INTO tokens (id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                "INSERT INTO tokens (id, name, kind, tenant, host, scopes, secret_hash, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
                 params![
                     info.id.as_str(),
                     info.name,
                     info.kind.as_str(),
                     info.tenant.as_ref().map(TenantName::as_str),
+                    info.host.as_ref().map(HostName::as_str),
                     scopes.join(","),
                     token.secret_hash,
                     format_time(info.created_at)?,
@@ -545,7 +568,7 @@ const SELECT_TENANT: &str = "SELECT name, display_name, retention_days, daily_qu
 const SELECT_SCHEMA: &str =
     "SELECT scope, version, root_message, files, dictionary, created_at, created_by FROM schemas";
 const SELECT_TOKEN: &str =
-    "SELECT id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at FROM tokens";
+    "SELECT id, name, kind, tenant, scopes, secret_hash, created_at, revoked_at, host FROM tokens";
 
 fn select_tenant(connection: &Connection, name: &TenantName) -> Result<Option<Tenant>, StoreError> {
     connection
@@ -629,10 +652,12 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreEr
     let secret_hash: String = row.get(5)?;
     let created_at: String = row.get(6)?;
     let revoked_at: Option<String> = row.get(7)?;
+    let host: Option<String> = row.get(8)?;
     Ok((|| {
         let kind = match kind.as_str() {
             "admin" => TokenKind::Admin,
             "tenant" => TokenKind::Tenant,
+            "agent" => TokenKind::Agent,
             other => return Err(corrupt(format!("unknown token kind {other:?}"))),
         };
         let scopes = scopes
@@ -646,6 +671,12 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreEr
                 name,
                 kind,
                 tenant: tenant.map(TenantName::new).transpose()?,
+                host: host
+                    .map(|host| {
+                        HostName::new(&host)
+                            .map_err(|error| corrupt(format!("token host: {error}")))
+                    })
+                    .transpose()?,
                 scopes,
                 created_at: parse_time(&created_at)?,
                 revoked_at: revoked_at.as_deref().map(parse_time).transpose()?,
@@ -746,6 +777,7 @@ mod tests {
                 TokenKind::Admin
             },
             tenant: tenant.map(|t| TenantName::new(t).unwrap()),
+            host: None,
             scopes: if tenant.is_some() {
                 vec![Scope::LogsWrite]
             } else {
@@ -822,6 +854,102 @@ mod tests {
         assert_eq!(second.revoked_at, Some(now()));
         let found = store.token_by_hash(&admin.secret_hash).unwrap().unwrap();
         assert_eq!(found.info, second);
+    }
+
+    #[test]
+    fn agent_tokens_carry_their_host() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let request = TokenCreate {
+            name: "agent of dc1-h1".to_owned(),
+            kind: TokenKind::Agent,
+            tenant: None,
+            host: Some(HostName::new("dc1-h1").unwrap()),
+            scopes: vec![],
+        };
+        let secret = TokenSecret::from_random_bytes([9; 24]);
+        let record = request
+            .into_record(TokenId::from_random_bytes([9; 8]), &secret, now())
+            .unwrap();
+        store.insert_token(&record).unwrap();
+        let found = store.token_by_hash(&record.secret_hash).unwrap().unwrap();
+        assert_eq!(found, record);
+        assert_eq!(store.tokens(None).unwrap(), vec![record.info.clone()]);
+        assert!(!store.admin_token_exists().unwrap());
+        // The table itself refuses an agent token without a host, or a host on another kind.
+        let connection = store.lock();
+        for (kind, host) in [("agent", None), ("admin", Some("dc1-h1"))] {
+            let inserted = connection.execute(
+                "INSERT INTO tokens (id, name, kind, tenant, host, scopes, secret_hash, created_at)
+                 VALUES ('tok_x', 'x', ?1, NULL, ?2, '', 'hash_x', '2023-11-14T22:13:20Z')",
+                params![kind, host],
+            );
+            assert!(inserted.is_err(), "{kind} {host:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn tokens_written_before_agent_tokens_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caravan.db");
+        let before_agents = MIGRATIONS.len() - 1;
+        {
+            // A database as the previous version left it, with a tenant and two tokens.
+            let mut connection = Connection::open(&path).unwrap();
+            let old = Migrations::new(
+                MIGRATIONS[..before_agents]
+                    .iter()
+                    .map(|sql| M::up(sql))
+                    .collect(),
+            );
+            old.to_latest(&mut connection).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO tenants VALUES ('payments', 'Payments', 7, NULL,
+                        '2023-11-14T22:13:20Z', '2023-11-14T22:13:20Z');
+                     INSERT INTO tokens VALUES ('tok_admin', 'ops', 'admin', NULL, '', 'hash_admin',
+                        '2023-11-14T22:13:20Z', NULL);
+                     INSERT INTO tokens VALUES ('tok_filebeat', 'filebeat', 'tenant', 'payments',
+                        'logs:write,logs:read', 'hash_filebeat', '2023-11-14T22:13:20Z',
+                        '2023-11-15T00:00:00Z');",
+                )
+                .unwrap();
+            let refused = connection.execute(
+                "INSERT INTO tokens VALUES ('tok_g', 'g', 'agent', NULL, '', 'hash_g',
+                    '2023-11-14T22:13:20Z', NULL)",
+                [],
+            );
+            assert!(refused.is_err(), "the old table takes agent tokens");
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let admin = store.token_by_hash("hash_admin").unwrap().unwrap();
+        assert_eq!(admin.info.kind, TokenKind::Admin);
+        assert_eq!(admin.info.host, None);
+        assert!(store.admin_token_exists().unwrap());
+        let filebeat = store.token_by_hash("hash_filebeat").unwrap().unwrap();
+        assert_eq!(filebeat.info.kind, TokenKind::Tenant);
+        assert_eq!(
+            filebeat.info.tenant,
+            Some(TenantName::new("payments").unwrap())
+        );
+        assert_eq!(
+            filebeat.info.scopes,
+            vec![Scope::LogsWrite, Scope::LogsRead]
+        );
+        assert!(filebeat.info.revoked_at.is_some());
+        let payments = TenantName::new("payments").unwrap();
+        assert_eq!(store.tokens(Some(&payments)).unwrap(), vec![filebeat.info]);
+        // The foreign key to tenants survived the rebuild; agent tokens are now accepted.
+        let orphan = store.lock().execute(
+            "INSERT INTO tokens (id, name, kind, tenant, host, scopes, secret_hash, created_at)
+             VALUES ('tok_o', 'o', 'tenant', 'ghost', NULL, 'logs:read', 'hash_o', '2023-11-14T22:13:20Z')",
+            [],
+        );
+        assert!(orphan.is_err(), "a token of a missing tenant was accepted");
+        let mut agent = token(None, 5);
+        agent.info.kind = TokenKind::Agent;
+        agent.info.host = Some(HostName::new("dc1-h1").unwrap());
+        store.insert_token(&agent).unwrap();
+        assert_eq!(store.tokens(None).unwrap().len(), 3);
     }
 
     fn schema(scope: SchemaScope, version: u64) -> SchemaRecord {

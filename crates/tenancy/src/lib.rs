@@ -6,7 +6,8 @@
 //!
 //! - [`TenantName`], [`Tenant`], [`TenantCreate`], [`TenantUpdate`]: a team and its settings.
 //! - [`Scope`], [`TokenKind`], [`TokenInfo`], [`TokenCreate`], [`TokenSecret`]: credentials.
-//! - [`Principal`], [`Requirement`], [`authorize`]: the access rules, in one place.
+//! - [`Principal`], [`Requirement`], [`authorize`]: the access rules, in one place, for admin,
+//!   tenant and agent tokens.
 
 mod access;
 mod error;
@@ -16,6 +17,8 @@ mod tenant;
 mod token;
 
 pub use access::{Denied, Principal, Requirement, WhoAmI, authorize};
+/// The host name an agent token is bound to (the fleet's, so that both validate alike).
+pub use caravan_fleet::HostName;
 pub use error::TenancyError;
 pub use name::{TENANT_NAME_LEN_MAX, TenantName};
 pub use scope::Scope;

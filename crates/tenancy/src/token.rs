@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use caravan_fleet::HostName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -18,7 +19,7 @@ pub const TOKEN_SECRET_BYTES: usize = 24;
 pub const TOKEN_NAME_LEN_MAX: usize = 100;
 const TOKEN_PREFIX: &str = "cvn_";
 
-/// Whether a token administers the platform or acts for one tenant.
+/// Whether a token administers the platform, acts for one tenant, or is the agent of one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
@@ -26,6 +27,9 @@ pub enum TokenKind {
     Admin,
     /// The listed scopes on one tenant.
     Tenant,
+    /// The agent (and load balancer) of one host: its host's agent calls, log shipping into any
+    /// tenant, the service registry; nothing else (see [`crate::authorize`]).
+    Agent,
 }
 
 impl TokenKind {
@@ -34,6 +38,7 @@ impl TokenKind {
         match self {
             TokenKind::Admin => "admin",
             TokenKind::Tenant => "tenant",
+            TokenKind::Agent => "agent",
         }
     }
 }
@@ -113,11 +118,15 @@ pub struct TokenInfo {
     pub id: TokenId,
     /// What the token is for, such as `filebeat on k8s-prod`.
     pub name: String,
-    /// Admin or tenant.
+    /// Admin, tenant or agent.
     pub kind: TokenKind,
-    /// The tenant a tenant token acts for; `null` for admin tokens.
+    /// The tenant a tenant token acts for; `null` for admin and agent tokens.
     pub tenant: Option<TenantName>,
-    /// Scopes of a tenant token; admin tokens hold every scope.
+    /// The host an agent token is bound to; `null` for admin and tenant tokens.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub host: Option<HostName>,
+    /// Scopes of a tenant token; admin tokens hold every scope, agent tokens none.
     pub scopes: Vec<Scope>,
     /// When the token was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -153,12 +162,16 @@ pub struct TokenCreated {
 pub struct TokenCreate {
     /// What the token is for.
     pub name: String,
-    /// Admin or tenant.
+    /// Admin, tenant or agent.
     pub kind: TokenKind,
-    /// The tenant of a tenant token; must be absent for admin tokens.
+    /// The tenant of a tenant token; must be absent for admin and agent tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<TenantName>,
-    /// Scopes of a tenant token (at least one); must be absent for admin tokens.
+    /// The host of an agent token; must be absent for admin and tenant tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub host: Option<HostName>,
+    /// Scopes of a tenant token (at least one); must be absent for admin and agent tokens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<Scope>,
 }
@@ -188,6 +201,9 @@ impl TokenCreate {
         let mut scopes = self.scopes;
         scopes.sort();
         scopes.dedup();
+        if self.kind != TokenKind::Agent && self.host.is_some() {
+            return Err(invalid("host", "is only for an agent token"));
+        }
         match (self.kind, &self.tenant) {
             (TokenKind::Admin, Some(_)) => {
                 return Err(invalid("tenant", "must be absent for an admin token"));
@@ -207,6 +223,24 @@ impl TokenCreate {
                     "a tenant token needs at least one of logs:write, logs:read, fleet:read, fleet:write",
                 ));
             }
+            (TokenKind::Agent, Some(_)) => {
+                return Err(invalid(
+                    "tenant",
+                    "must be absent for an agent token, which ships logs into every tenant",
+                ));
+            }
+            (TokenKind::Agent, None) if !scopes.is_empty() => {
+                return Err(invalid(
+                    "scopes",
+                    "must be absent for an agent token, whose rights are fixed",
+                ));
+            }
+            (TokenKind::Agent, None) if self.host.is_none() => {
+                return Err(invalid(
+                    "host",
+                    "is required for an agent token: the host it is the agent of",
+                ));
+            }
             _ => {}
         }
         Ok(TokenRecord {
@@ -215,6 +249,7 @@ impl TokenCreate {
                 name,
                 kind: self.kind,
                 tenant: self.tenant,
+                host: self.host,
                 scopes,
                 created_at: now,
                 revoked_at: None,
@@ -270,6 +305,50 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown variant `logs:all`")
         );
+    }
+
+    #[test]
+    fn agent_token_needs_a_host_and_nothing_else() {
+        let ok = record(r#"{"name":"agent dc1-h1","kind":"agent","host":"dc1-h1"}"#).unwrap();
+        assert_eq!(ok.info.kind, TokenKind::Agent);
+        assert_eq!(ok.info.host.as_ref().map(HostName::as_str), Some("dc1-h1"));
+        assert_eq!(ok.info.tenant, None);
+        assert!(ok.info.scopes.is_empty());
+        for (json, field) in [
+            (r#"{"name":"a","kind":"agent"}"#, "host: is required"),
+            (
+                r#"{"name":"a","kind":"agent","host":"dc1-h1","tenant":"payments"}"#,
+                "tenant: must be absent",
+            ),
+            (
+                r#"{"name":"a","kind":"agent","host":"dc1-h1","scopes":["logs:write"]}"#,
+                "scopes: must be absent",
+            ),
+            (
+                r#"{"name":"a","kind":"admin","host":"dc1-h1"}"#,
+                "host: is only for an agent token",
+            ),
+            (
+                r#"{"name":"a","kind":"tenant","tenant":"payments","scopes":["logs:read"],"host":"dc1-h1"}"#,
+                "host: is only for an agent token",
+            ),
+            (r#"{"name":"a","kind":"agent","host":"DC1"}"#, "host"),
+        ] {
+            let error = record(json).unwrap_err();
+            assert!(error.contains(field), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn token_info_without_host_still_reads() {
+        // What older servers send, and rows written before agent tokens existed.
+        let info: TokenInfo = serde_json::from_str(
+            r#"{"id":"tok_1","name":"ci","kind":"tenant","tenant":"payments","scopes":["logs:read"],"created_at":"2023-11-14T22:13:20Z","revoked_at":null}"#,
+        )
+        .unwrap();
+        assert_eq!(info.host, None);
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["host"], serde_json::Value::Null);
     }
 
     #[test]

@@ -13,15 +13,18 @@ pub async fn run(client: &Client, printer: &Printer, command: &TokenCommand) -> 
             admin,
             tenant,
             scopes,
+            host,
         } => {
+            let kind = match (admin, host) {
+                (true, _) => TokenKind::Admin,
+                (false, Some(_)) => TokenKind::Agent,
+                (false, None) => TokenKind::Tenant,
+            };
             let request = TokenCreate {
                 name: name.clone(),
-                kind: if *admin {
-                    TokenKind::Admin
-                } else {
-                    TokenKind::Tenant
-                },
+                kind,
                 tenant: tenant.clone(),
+                host: host.clone(),
                 scopes: scopes.clone(),
             };
             printer.token_created(&client.create_token(&request).await?)

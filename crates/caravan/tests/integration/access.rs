@@ -10,6 +10,8 @@ struct Tokens {
     alpha_all: String,
     alpha_logs_write: String,
     revoked: String,
+    /// The agent token of host dc1-h1.
+    agent: String,
 }
 
 fn setup(server: &TestServer) -> Tokens {
@@ -26,6 +28,7 @@ fn setup(server: &TestServer) -> Tokens {
     let revoked = server.create_token(json!({
         "name": "old", "kind": "tenant", "tenant": "alpha", "scopes": ["logs:read"]
     }));
+    let agent = server.create_token(json!({"name": "agent", "kind": "agent", "host": "dc1-h1"}));
     let admin = server.admin_token();
     let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&admin), None);
     let revoked_id = tokens
@@ -50,6 +53,7 @@ fn setup(server: &TestServer) -> Tokens {
         alpha_all,
         alpha_logs_write,
         revoked,
+        agent,
     }
 }
 
@@ -67,6 +71,7 @@ fn access_rules_table() {
             "admin2" => Some(tokens.second_admin.clone()),
             "alpha" => Some(tokens.alpha_all.clone()),
             "alpha-w" => Some(tokens.alpha_logs_write.clone()),
+            "agent" => Some(tokens.agent.clone()),
             other => panic!("unknown token kind {other}"),
         }
     };
@@ -166,7 +171,7 @@ fn access_rules_table() {
         ),
         ("alpha", "POST", "/api/v1/fleet/hosts/nope/drain", None, 403),
         ("admin", "POST", "/api/v1/fleet/hosts/nope/drain", None, 404),
-        // ... agent calls are admin-only for now.
+        // ... agent calls are for admins and the host's agent token, not tenant tokens.
         (
             "alpha",
             "POST",
@@ -236,6 +241,219 @@ fn access_rules_table() {
             None,
             200,
         ),
+        // Agent tokens: created by admins, bound to a host.
+        (
+            "admin",
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "a2", "kind": "agent", "host": "dc2-h1"})),
+            201,
+        ),
+        (
+            "admin",
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "a3", "kind": "agent"})),
+            400,
+        ),
+        (
+            "admin",
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "a4", "kind": "agent", "host": "dc1-h1", "tenant": "alpha"})),
+            400,
+        ),
+        ("agent", "GET", "/api/v1/whoami", None, 200),
+        ("agent", "GET", "/api/v1/openapi.json", None, 200),
+        // ... its own host's agent calls, none of another host's (403, not 404).
+        (
+            "admin",
+            "POST",
+            "/api/v1/fleet/data-centers",
+            Some(json!({"name": "dc1", "zone": "production"})),
+            201,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/hosts",
+            Some(host_spec("dc1-h1")),
+            201,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/hosts",
+            Some(host_spec("dc1-h2")),
+            403,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/hosts/dc1-h1/heartbeat",
+            None,
+            200,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/hosts/dc1-h2/heartbeat",
+            None,
+            403,
+        ),
+        ("agent", "GET", "/api/v1/fleet/hosts/dc1-h1", None, 200),
+        ("agent", "GET", "/api/v1/fleet/hosts/dc1-h2", None, 403),
+        (
+            "agent",
+            "GET",
+            "/api/v1/fleet/hosts/dc1-h1/desired",
+            None,
+            200,
+        ),
+        (
+            "agent",
+            "GET",
+            "/api/v1/fleet/hosts/dc1-h2/desired",
+            None,
+            403,
+        ),
+        (
+            "alpha",
+            "GET",
+            "/api/v1/fleet/hosts/dc1-h1/desired",
+            None,
+            403,
+        ),
+        (
+            "agent",
+            "PATCH",
+            "/api/v1/fleet/hosts/dc1-h1",
+            Some(json!({"labels": {"rack": "r1"}})),
+            200,
+        ),
+        (
+            "agent",
+            "PATCH",
+            "/api/v1/fleet/hosts/dc1-h1",
+            Some(json!({"state": "draining"})),
+            403,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/hosts/dc1-h1/drain",
+            None,
+            403,
+        ),
+        ("agent", "DELETE", "/api/v1/fleet/hosts/dc1-h1", None, 403),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/instances/i-99/healthy",
+            None,
+            404,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/instances/i-99/stopped",
+            None,
+            404,
+        ),
+        // ... the service registry, nothing else of the fleet.
+        ("agent", "GET", "/api/v1/fleet/registry", None, 200),
+        ("alpha-w", "GET", "/api/v1/fleet/registry", None, 403),
+        (
+            "agent",
+            "GET",
+            "/api/v1/fleet/services/nope/endpoints",
+            None,
+            404,
+        ),
+        ("agent", "GET", "/api/v1/fleet/hosts", None, 403),
+        ("agent", "GET", "/api/v1/fleet/zones", None, 403),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/zones",
+            Some(json!({"name": "z"})),
+            403,
+        ),
+        ("agent", "GET", "/api/v1/fleet/capacity", None, 403),
+        ("agent", "GET", "/api/v1/fleet/checks", None, 403),
+        ("agent", "GET", "/api/v1/fleet/services", None, 403),
+        ("agent", "GET", "/api/v1/fleet/services/nope", None, 404),
+        (
+            "agent",
+            "POST",
+            "/api/v1/fleet/services",
+            Some(json!({"name": "web", "tenant": "alpha", "templates": ["t"], "groups": 1})),
+            403,
+        ),
+        ("agent", "GET", "/api/v1/fleet/events", None, 403),
+        ("agent", "GET", "/api/v1/fleet/quotas", None, 403),
+        ("agent", "GET", "/api/v1/fleet/quotas/alpha", None, 403),
+        ("agent", "GET", "/api/v1/fleet/templates", None, 403),
+        ("agent", "GET", "/api/v1/fleet/leases", None, 403),
+        // ... no tenants, tokens or schemas.
+        ("agent", "GET", "/api/v1/tenants", None, 403),
+        ("agent", "GET", "/api/v1/tenants/alpha", None, 403),
+        (
+            "agent",
+            "PATCH",
+            "/api/v1/tenants/alpha",
+            patch.clone(),
+            403,
+        ),
+        ("agent", "POST", "/api/v1/tenants", new_tenant("delta"), 403),
+        ("agent", "DELETE", "/api/v1/tenants/alpha", None, 403),
+        ("agent", "GET", "/api/v1/tokens", None, 403),
+        ("agent", "POST", "/api/v1/tokens", new_token.clone(), 403),
+        (
+            "agent",
+            "GET",
+            "/api/v1/tenants/alpha/schema/dictionary",
+            None,
+            403,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/tenants/alpha/schema",
+            Some(json!({"files": []})),
+            403,
+        ),
+        (
+            "agent",
+            "POST",
+            "/api/v1/schema",
+            Some(json!({"files": []})),
+            403,
+        ),
+        (
+            "agent",
+            "GET",
+            "/api/v1/tenants/alpha/logs/usage",
+            None,
+            403,
+        ),
+        // ... log writes, no reads (search, count, documents) and no log configuration.
+        ("agent", "POST", "/api/v1/logs/search", Some(json!({})), 403),
+        (
+            "agent",
+            "POST",
+            "/api/v1/logs/search",
+            Some(json!({"tenants": ["*"]})),
+            403,
+        ),
+        ("agent", "GET", "/alpha-app/_search", None, 403),
+        ("agent", "GET", "/_search", None, 403),
+        ("agent", "GET", "/*/_count", None, 403),
+        ("agent", "GET", "/alpha-app/_doc/x", None, 403),
+        ("agent", "GET", "/_index_template", None, 403),
+        ("agent", "PUT", "/_index_template/t", Some(json!({})), 403),
+        ("agent", "POST", "/_refresh", None, 403),
+        ("alpha", "GET", "/_index_template", None, 200),
     ];
     let mut failures = Vec::new();
     for (kind, method, path, body, expected) in table {
@@ -250,6 +468,12 @@ fn access_rules_table() {
             if reason.is_empty() || kind_field.is_empty() {
                 failures.push(format!("{kind} {method} {path}: error body is not {{error:{{type,reason}}}}: {response}"));
             }
+            // An agent token's refusals say what the token is.
+            if kind == "agent" && status == 403 && !reason.contains("agent token of host dc1-h1") {
+                failures.push(format!(
+                    "{kind} {method} {path}: the refusal does not name the token: {reason}"
+                ));
+            }
         }
     }
     assert!(
@@ -257,6 +481,12 @@ fn access_rules_table() {
         "access rule violations:\n{}",
         failures.join("\n")
     );
+}
+
+/// A host registration body for data center dc1.
+fn host_spec(name: &str) -> Value {
+    json!({"name": name, "data_center": "dc1",
+        "capacity": {"cpu_millis": 1000, "memory_bytes": 1 << 30, "disk_bytes": 1 << 30}})
 }
 
 #[test]

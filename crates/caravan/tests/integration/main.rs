@@ -5,6 +5,7 @@ mod access;
 mod agent;
 mod agent_logs;
 mod agent_ramp;
+mod agent_token;
 mod cli;
 mod fleet;
 mod harness;

@@ -1,5 +1,11 @@
 //! `/api/v1/fleet/hosts` and `/api/v1/fleet/instances`: hosts, their heartbeats and drains,
 //! what each must run, and the instance reports of agents (healthy, stopped).
+//!
+//! Agent calls (registration and re-registration, heartbeat, desired instances, instance
+//! reports) are made by admins and by the host's own agent token: another host's, or an
+//! instance placed on another host, is a 403 naming the token's host (not a 404: an agent reads
+//! the registry, which shows every endpoint's host). An agent token may change its host's
+//! capacity and labels, never its state (drain, maintenance, down: admins).
 
 use std::time::Duration;
 
@@ -14,13 +20,13 @@ use caravan_fleet::{
     DesiredInstance, DrainStatus, Fleet, FleetError, HealthReport, Host, HostName, HostSpec,
     HostUpdate, Instance, InstanceId, Outcome,
 };
-use caravan_tenancy::Scope;
+use caravan_tenancy::{Principal, Requirement, Scope, authorize};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::inventory::{admin_change, parse_instance_id};
-use super::{all_or_nothing, long_poll, merge, now_ms, require_owner, require_read};
+use super::inventory::{admin_change, change, parse_instance_id};
+use super::{OwnerHints, all_or_nothing, long_poll, merge, now_ms, require_owner, require_read};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -45,6 +51,11 @@ fn host_not_found(name: &HostName) -> FleetError {
         kind: HostName::KIND,
         name: name.to_string(),
     }
+}
+
+/// Whether `principal` may do what `requirement` needs on hosts (403 otherwise).
+fn require(principal: &Principal, requirement: Requirement<'_>) -> Result<(), ApiError> {
+    authorize(principal, requirement, None).map_err(|d| ApiError::denied(d, "fleet"))
 }
 
 fn host_view(fleet: &Fleet, name: &HostName) -> Result<HostView, ApiError> {
@@ -77,7 +88,7 @@ async fn list_hosts(
     ))
 }
 
-/// Registers a host (admin); registration counts as its first heartbeat. Pending instances may
+/// Registers a host (admin, or the host's agent token); registration counts as its first heartbeat. Pending instances may
 /// be placed on it at once.
 #[utoipa::path(post, path = "/fleet/hosts", tag = "fleet",
     request_body(content = Object, description = "`{\"name\": \"dc1-h1\", \"data_center\": \"dc1\", \"capacity\": {\"cpu_millis\": 16000, \"memory_bytes\": 68719476736, \"disk_bytes\": 1099511627776}, \"labels\": {}, \"state\": \"up\"}` (labels and state optional; state up or maintenance)"),
@@ -90,7 +101,8 @@ async fn register_host(
     ApiJson(spec): ApiJson<HostSpec>,
 ) -> Result<(StatusCode, Json<HostView>), ApiError> {
     let name = spec.name.clone();
-    let view = admin_change(
+    require(&principal, Requirement::Host(&name))?;
+    let view = change(
         &state,
         &principal,
         |fleet| fleet.register_host(spec, now_ms()),
@@ -100,23 +112,24 @@ async fn register_host(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Shows a host and its instances (`fleet:read`).
+/// Shows a host and its instances (`fleet:read`, or the host's agent token).
 #[utoipa::path(get, path = "/fleet/hosts/{name}", tag = "fleet",
     params(("name" = String, Path, description = "Host name")),
-    responses((status = 200, body = HostView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HostView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn get_host(
     State(state): State<AppState>,
     Caller(principal): Caller,
     ApiPath(name): ApiPath<HostName>,
 ) -> Result<Json<HostView>, ApiError> {
-    require_read(&principal)?;
+    require(&principal, Requirement::HostRead(&name))?;
     let fleet = state.fleet().read().await?;
     Ok(Json(host_view(&fleet, &name)?))
 }
 
-/// Changes a host's capacity, labels or state (admin), all or nothing. `draining` starts a
-/// drain, `down` reschedules its instances, `up` cancels a drain, `maintenance` needs an empty
-/// host.
+/// Changes a host's capacity, labels or state (admin; the host's agent token may change its
+/// capacity and labels, as a re-registration does), all or nothing. `draining` starts a drain,
+/// `down` reschedules its instances, `up` cancels a drain, `maintenance` needs an empty host.
 #[utoipa::path(patch, path = "/fleet/hosts/{name}", tag = "fleet",
     params(("name" = String, Path, description = "Host name")), request_body = HostPatch,
     responses((status = 200, body = HostView), (status = 400, body = ErrorBody),
@@ -127,7 +140,11 @@ async fn update_host(
     ApiPath(name): ApiPath<HostName>,
     ApiJson(patch): ApiJson<HostPatch>,
 ) -> Result<Json<HostView>, ApiError> {
-    let view = admin_change(
+    match patch.state {
+        Some(_) => require(&principal, Requirement::Admin)?,
+        None => require(&principal, Requirement::Host(&name))?,
+    }
+    let view = change(
         &state,
         &principal,
         |fleet| {
@@ -177,8 +194,8 @@ async fn delete_host(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A heartbeat from a host's agent (admin token until agents have their own). A `down` host
-/// comes back `up`, empty: what it still runs is no longer in its desired instances.
+/// A heartbeat from a host's agent (its agent token, or admin). A `down` host comes back `up`,
+/// empty: what it still runs is no longer in its desired instances.
 #[utoipa::path(post, path = "/fleet/hosts/{name}/heartbeat", tag = "fleet",
     params(("name" = String, Path, description = "Host name")),
     responses((status = 200, description = "The host after the heartbeat", body = Object),
@@ -188,7 +205,8 @@ async fn heartbeat(
     Caller(principal): Caller,
     ApiPath(name): ApiPath<HostName>,
 ) -> Result<Json<Host>, ApiError> {
-    let host = admin_change(
+    require(&principal, Requirement::Host(&name))?;
+    let host = change(
         &state,
         &principal,
         |fleet| fleet.heartbeat(&name, now_ms()),
@@ -220,7 +238,8 @@ fn desired_version(desired: &[DesiredInstance]) -> Result<String, ApiError> {
     Ok(format!("\"{:016x}\"", hasher.finish()))
 }
 
-/// What a host must run (`run`) or stop (`stop`), with everything its agent needs (admin).
+/// What a host must run (`run`) or stop (`stop`), with everything its agent needs (its agent
+/// token, or admin).
 /// The answer's `ETag` is its version; a request with `If-None-Match` of the current version is
 /// answered 304, after up to `wait_ms` of waiting for a change (long poll: an agent learns of a
 /// change at once without polling).
@@ -236,7 +255,7 @@ async fn desired_instances(
     ApiQuery(params): ApiQuery<DesiredParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    super::require_admin(&principal)?;
+    require(&principal, Requirement::Host(&name))?;
     let known = headers
         .get(IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
@@ -314,7 +333,7 @@ async fn get_instance(
     Ok(Json(instance.clone()))
 }
 
-/// An agent reports an instance healthy (admin), optionally with the port it gave it and its
+/// An agent reports an instance of its host healthy (its agent token, or admin), optionally with the port it gave it and its
 /// warm-up weight (`{"port": 20001, "weight": 25}`, each optional; what is left out stays as
 /// known): `placed` becomes `running`; if it replaces another (a drain or migration), that one
 /// is told to stop. Each step of a warm-up ramp is one such report.
@@ -330,7 +349,7 @@ async fn instance_healthy(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    super::require_admin(&principal)?;
+    require(&principal, Requirement::AgentCall)?;
     let id = parse_instance_id(&id)?;
     let report: HealthReport = if body.iter().all(u8::is_ascii_whitespace) {
         HealthReport::default()
@@ -344,7 +363,7 @@ async fn instance_healthy(
     .await
 }
 
-/// An agent reports a `running` instance unhealthy (admin): it goes back to `placed`, out of
+/// An agent reports a `running` instance of its host unhealthy (its agent token, or admin): it goes back to `placed`, out of
 /// the service registry's healthy endpoints, until reported healthy again. An event records it.
 #[utoipa::path(post, path = "/fleet/instances/{id}/unhealthy", tag = "fleet",
     params(("id" = String, Path, description = "Instance id: i-42 or 42")),
@@ -363,7 +382,7 @@ async fn instance_unhealthy(
     .await
 }
 
-/// An agent reports a `stopping` instance stopped (admin): it is removed, its address
+/// An agent reports a `stopping` instance of its host stopped (its agent token, or admin): it is removed, its address
 /// released, and the next move of a drain starts.
 #[utoipa::path(post, path = "/fleet/instances/{id}/stopped", tag = "fleet",
     params(("id" = String, Path, description = "Instance id: i-42 or 42")),
@@ -383,14 +402,43 @@ async fn instance_stopped(
     .await
 }
 
-/// Applies an agent's report about the instance `id` (admin): 204 once the change is in the
-/// store.
+/// Applies an agent's report about the instance `id`: 204 once the change is in the store.
+/// Admins report any instance; an agent token only those placed on its host.
 async fn instance_report(
     state: &AppState,
-    principal: &caravan_tenancy::Principal,
+    principal: &Principal,
     id: InstanceId,
     report: impl FnOnce(&mut Fleet, InstanceId) -> Result<Outcome, FleetError>,
 ) -> Result<StatusCode, ApiError> {
-    admin_change(state, principal, |fleet| report(fleet, id), |_| Ok(())).await?;
+    require(principal, Requirement::AgentCall)?;
+    let mut writer = state.fleet().write().await?;
+    require_instance_host(writer.fleet(), principal, id)?;
+    let outcome = report(writer.fleet(), id)?;
+    writer
+        .commit(state, outcome, Some(principal.token()), OwnerHints::new())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `principal` may report about the instance `id`: the agent of the host it is placed
+/// on, or an admin. An unknown instance passes (the report then answers 404); a pending one is
+/// on no host, so no agent reports it.
+fn require_instance_host(
+    fleet: &Fleet,
+    principal: &Principal,
+    id: InstanceId,
+) -> Result<(), ApiError> {
+    let Some(instance) = fleet.instance(id) else {
+        return Ok(());
+    };
+    match &instance.host {
+        Some(host) => require(principal, Requirement::Host(host)),
+        None => require(principal, Requirement::Admin).map_err(|_| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("instance {id} is pending: it is on no host, so no agent reports it"),
+            )
+        }),
+    }
 }

@@ -44,6 +44,17 @@ pub(super) async fn admin_change<R>(
     view: impl FnOnce(&Fleet) -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
     require_admin(principal)?;
+    change(state, principal, operation, view).await
+}
+
+/// Runs one change on the fleet for a caller whose access is already checked, persists it, and
+/// answers `view` of the fleet after it.
+pub(super) async fn change<R>(
+    state: &AppState,
+    principal: &Principal,
+    operation: impl FnOnce(&mut Fleet) -> Result<Outcome, FleetError>,
+    view: impl FnOnce(&Fleet) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
     let mut writer = state.fleet().write().await?;
     let outcome = operation(writer.fleet())?;
     let mut writer = writer

@@ -21,10 +21,12 @@
 //!   bumped after every commit, load and reload, not on a timer: see [`long_poll`].
 //!
 //! Access: inventory, ranges, templates, capacity and drain status are readable by admins and
-//! tenant tokens with `fleet:read`, and changed by admins only; agent calls (heartbeat, desired
-//! instances, instance reports) are admin-only until agents get their own tokens. Services and
-//! quotas belong to a tenant: its token reads them with `fleet:read` and changes its services
-//! with `fleet:write`; another tenant's are 404, never 403.
+//! tenant tokens with `fleet:read`, and changed by admins only; agent calls (registration,
+//! heartbeat, desired instances, instance reports) are made by admins and by the host's own
+//! agent token (another host's: 403). Services and quotas belong to a tenant: its token reads
+//! them with `fleet:read` and changes its services with `fleet:write`; another tenant's are 404,
+//! never 403. The service registry is read by admins, agent tokens (every service) and tenant
+//! tokens with `fleet:read` (their own services).
 
 mod hosts;
 mod inventory;
@@ -450,7 +452,7 @@ impl From<FleetError> for ApiError {
     }
 }
 
-/// Platform-wide changes (inventory, ranges, templates, quotas, agent calls): admins only.
+/// Platform-wide changes (inventory, ranges, templates, quotas): admins only.
 pub(crate) fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     authorize(principal, Requirement::Admin, None).map_err(|d| ApiError::denied(d, "fleet"))
 }
@@ -461,18 +463,20 @@ pub(crate) fn require_read(principal: &Principal) -> Result<(), ApiError> {
         .map_err(|d| ApiError::denied(d, "fleet"))
 }
 
-/// Access to something `owner` owns. Another tenant's thing answers `missing()`, the very
-/// error a thing that does not exist gets, so that its existence is not revealed.
-pub(crate) fn require_owner(
+/// Access to something `owner` owns (a scope, or another requirement such as
+/// [`Requirement::Registry`]). Another tenant's thing answers `missing()`, the very error a
+/// thing that does not exist gets, so that its existence is not revealed.
+pub(crate) fn require_owner<'r>(
     principal: &Principal,
     owner: &TenantName,
-    scope: Scope,
+    requirement: impl Into<Requirement<'r>>,
     missing: impl FnOnce() -> ApiError,
 ) -> Result<(), ApiError> {
+    let requirement = requirement.into();
     // A fleet tenant name that is not a valid tenancy name cannot be any token's tenant.
     let decision = match caravan_tenancy::TenantName::new(owner.as_str()) {
-        Ok(owner) => authorize(principal, Requirement::Scope(scope), Some(&owner)),
-        Err(_) if principal.is_admin() => Ok(()),
+        Ok(owner) => authorize(principal, requirement, Some(&owner)),
+        Err(_) if principal.tenant().is_none() => authorize(principal, requirement, None),
         Err(_) => Err(Denied::NotFound),
     };
     decision.map_err(|denied| match denied {
@@ -481,7 +485,8 @@ pub(crate) fn require_owner(
     })
 }
 
-/// Whether a tenant token may see `owner`'s things (admins see everything).
+/// Whether a tenant token may see `owner`'s things (admins see everything). Only a filter after
+/// an access check: agent tokens pass it too, and may read the registry only.
 pub(crate) fn sees(principal: &Principal, owner: &TenantName) -> bool {
     match principal.tenant() {
         None => true,

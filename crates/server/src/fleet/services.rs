@@ -15,7 +15,7 @@ use caravan_fleet::{
     Resources, Service, ServiceEndpoints, ServiceName, ServiceSpec, TemplateName, TenantName,
 };
 use caravan_store::FleetEventFilter;
-use caravan_tenancy::{Principal, Scope};
+use caravan_tenancy::{Principal, Requirement, Scope, authorize};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -53,15 +53,18 @@ fn service_missing(name: &ServiceName) -> ApiError {
     .into()
 }
 
-/// The service, if `principal` may act on it with `scope`; another tenant's is "not found".
-fn owned_service<'f>(
+/// The service, if `principal` may act on it with `requirement` (a scope, or the registry);
+/// another tenant's is "not found".
+fn owned_service<'f, 'r>(
     fleet: &'f Fleet,
     principal: &Principal,
     name: &ServiceName,
-    scope: Scope,
+    requirement: impl Into<Requirement<'r>>,
 ) -> Result<&'f Service, ApiError> {
     let service = fleet.service(name).ok_or_else(|| service_missing(name))?;
-    require_owner(principal, &service.tenant, scope, || service_missing(name))?;
+    require_owner(principal, &service.tenant, requirement, || {
+        service_missing(name)
+    })?;
     Ok(service)
 }
 
@@ -192,7 +195,8 @@ impl WatchParams {
 }
 
 /// The service registry: a service's endpoints (instance, host, data center, ip, port, weight,
-/// healthy, draining) and their version (admin, or the owner tenant with `fleet:read`). With
+/// healthy, draining) and their version (admin, agent tokens, or the owner tenant with
+/// `fleet:read`). With
 /// `version` and `wait_ms`, a long poll: answers as soon as the endpoints differ from that
 /// version (woken by every fleet change), or with the same version once `wait_ms` has passed.
 #[utoipa::path(get, path = "/fleet/services/{name}/endpoints", tag = "fleet",
@@ -209,7 +213,7 @@ async fn service_endpoints(
     let known = params.version;
     let endpoints = long_poll(&state, wait, |fleet| {
         // Checked on every look: the service may be deleted, or change hands, while waiting.
-        owned_service(fleet, &principal, &name, Scope::FleetRead)?;
+        owned_service(fleet, &principal, &name, Requirement::Registry)?;
         let endpoints = fleet.service_endpoints(&name)?;
         let differs = known.as_deref() != Some(endpoints.version.as_str());
         Ok((endpoints, differs))
@@ -218,8 +222,9 @@ async fn service_endpoints(
     Ok(Json(endpoints))
 }
 
-/// The service registry: every service the caller may read (a tenant token: its own), with
-/// its frontend port and endpoints; what a load balancer follows. With `version` and `wait_ms`,
+/// The service registry: every service the caller may read (admin and agent tokens: all; a
+/// tenant token with `fleet:read`: its own), with its frontend port and endpoints; what a load
+/// balancer follows. With `version` and `wait_ms`,
 /// a long poll: answers as soon as the registry differs from that version, or with the same
 /// version once `wait_ms` has passed.
 #[utoipa::path(get, path = "/fleet/registry", tag = "fleet", params(WatchParams),
@@ -229,7 +234,8 @@ async fn registry(
     Caller(principal): Caller,
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Json<RegistryView>, ApiError> {
-    require_read(&principal)?;
+    authorize(&principal, Requirement::Registry, None)
+        .map_err(|d| ApiError::denied(d, "registry"))?;
     let wait = params.wait();
     let known = params.version;
     let registry = long_poll(&state, wait, |fleet| {
@@ -436,6 +442,8 @@ async fn list_quotas(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<Vec<QuotaView>>, ApiError> {
+    authorize(&principal, Requirement::TenantData, None)
+        .map_err(|d| ApiError::denied(d, "quotas"))?;
     let fleet = state.fleet().read().await?;
     if let Some(own) = principal.tenant() {
         let tenant = fleet_tenant(own)?;

@@ -380,6 +380,9 @@ async fn list_objects(
     kind: Kind,
     name: Option<String>,
 ) -> Result<Response, ApiError> {
+    // An admin's objects are the platform's, a tenant token's its tenant's; an agent has none.
+    authorize(&principal, Requirement::TenantData, None)
+        .map_err(|d| ApiError::denied(d, kind.as_str()))?;
     let owner = owner(&principal);
     let names: Option<Vec<String>> = name
         .as_deref()

@@ -64,6 +64,8 @@ pub(crate) async fn select_tenants(
     principal: &Principal,
     patterns: &[String],
 ) -> Result<Vec<TenantName>, ApiError> {
+    // Patterns skip unreadable tenants silently; a token that reads none is refused outright.
+    authorize(principal, Requirement::TenantData, None).map_err(|d| ApiError::denied(d, "logs"))?;
     let all = state.store(|store| store.tenants()).await?;
     let names: Vec<String> = all.iter().map(|tenant| tenant.name.to_string()).collect();
     let readable = |tenant: &TenantName| {
@@ -119,6 +121,12 @@ pub(crate) fn implicit_tenants(principal: &Principal) -> Result<Vec<String>, Api
         Principal::Admin { .. } => Err(ApiError::invalid(
             "name the tenants to search (`tenants`, globs allowed: `*` for all)",
         )),
+        Principal::Agent { .. } => {
+            // Refused: an agent token reads no tenant's logs.
+            authorize(principal, Requirement::TenantData, None)
+                .map_err(|d| ApiError::denied(d, "logs"))?;
+            Ok(Vec::new())
+        }
     }
 }
 

@@ -137,7 +137,10 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
         let token = setup::platform(&client, exe_text, args.frontend_port).await?;
         write_secret(&shop_token_file, &token)?;
     }
+    let mut agent_tokens = Vec::with_capacity(setup::HOSTS.len());
     for (index, host) in setup::HOSTS.iter().enumerate() {
+        // Each agent runs with its own host's agent token, never the admin token.
+        let token = agent_token(&client, dir, host.name).await?;
         let first = u16::try_from(index)
             .ok()
             .and_then(|index| index.checked_mul(PORTS_PER_AGENT))
@@ -160,8 +163,9 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
             ])
             .arg("--work-dir")
             .arg(&work_dir)
-            .env("CARAVAN_TOKEN", &admin_token)
+            .env("CARAVAN_TOKEN", &token)
             .env("RUST_LOG", "info");
+        agent_tokens.push(token);
         let log = dir.join("logs").join(format!("agent-{}.log", host.name));
         let agent = Managed::spawn(&format!("agent {}", host.name), command, &log)?;
         started.agents.push((agent, work_dir));
@@ -170,7 +174,12 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
     if fresh {
         setup::service(&client).await?;
     }
-    started.load_balancer = Some(start_load_balancer(&exe, dir, &url, &admin_token, args)?);
+    // The load balancer reads the registry with the first host's agent token.
+    let lb_token = agent_tokens
+        .first()
+        .context("the demo has no hosts")?
+        .clone();
+    started.load_balancer = Some(start_load_balancer(&exe, dir, &url, &lb_token, args)?);
     if args.logs_per_second > 0 {
         let generator = Client::new(&url, Some(admin_token.clone()))?;
         started.generator = Some(tokio::spawn(loggen::run(generator, args.logs_per_second)));
@@ -186,12 +195,27 @@ async fn start(args: &DemoArgs, dir: &Path, started: &mut Started) -> anyhow::Re
     })
 }
 
-/// Starts `caravan lb`: HAProxy on 127.0.0.1, the sample service on its frontend port.
+/// The agent token of `host`, from `<dir>/agents/<host>.token`, created (and saved there, mode
+/// 0600) on the first run.
+async fn agent_token(client: &Client, dir: &Path, host: &str) -> anyhow::Result<String> {
+    let path = dir.join("agents").join(format!("{host}.token"));
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = setup::agent_token(client, host).await?;
+    std::fs::create_dir_all(dir.join("agents"))
+        .with_context(|| format!("cannot create {}", dir.join("agents").display()))?;
+    write_secret(&path, &token)?;
+    Ok(token)
+}
+
+/// Starts `caravan lb` with `token`: HAProxy on 127.0.0.1, the sample service on its frontend
+/// port.
 fn start_load_balancer(
     exe: &Path,
     dir: &Path,
     url: &str,
-    admin_token: &str,
+    token: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<Managed> {
     let mut command = Command::new(exe);
@@ -201,7 +225,7 @@ fn start_load_balancer(
         .arg(args.lb_metrics_listen.to_string())
         .arg("--work-dir")
         .arg(dir.join("lb"))
-        .env("CARAVAN_TOKEN", admin_token)
+        .env("CARAVAN_TOKEN", token)
         .env("RUST_LOG", "info");
     Managed::spawn("load balancer", command, &dir.join("logs/lb.log"))
 }

@@ -139,12 +139,27 @@ pub async fn platform(
             name: "demo shop".to_owned(),
             kind: TokenKind::Tenant,
             tenant: Some(caravan_tenancy::TenantName::new(SHOP)?),
+            host: None,
             scopes: vec![
                 Scope::FleetRead,
                 Scope::FleetWrite,
                 Scope::LogsRead,
                 Scope::LogsWrite,
             ],
+        })
+        .await?;
+    Ok(created.secret)
+}
+
+/// Creates the agent token of `host` and answers its secret.
+pub async fn agent_token(client: &Client, host: &str) -> anyhow::Result<String> {
+    let created = client
+        .create_token(&TokenCreate {
+            name: format!("demo agent {host}"),
+            kind: TokenKind::Agent,
+            tenant: None,
+            host: Some(caravan_tenancy::HostName::new(host)?),
+            scopes: Vec::new(),
         })
         .await?;
     Ok(created.secret)
