@@ -603,11 +603,13 @@ pub(crate) fn two_data_centers(server: &TestServer, admin: &str, base: Value) {
 }
 
 /// Four agents, hosts `dc1-h1`, `dc1-h2`, `dc2-h1`, `dc2-h2`, with 20 ports each from `base`,
-/// talking to `server_url` (the server's, or a forwarder's); waits until the four hosts are up.
+/// talking to `server_url` (the server's, or a forwarder's) with the token `token_of` gives
+/// each host; waits (reading with `admin`) until the four hosts are up.
 pub(crate) fn four_agents(
     server: &TestServer,
     server_url: &str,
     admin: &str,
+    token_of: impl Fn(&str) -> String,
     root: &Path,
     base: u16,
     extra: &[&str],
@@ -625,7 +627,7 @@ pub(crate) fn four_agents(
             let first = base + index as u16 * 20;
             Agent::start_with(
                 server_url,
-                admin,
+                &token_of(name),
                 root,
                 name,
                 dc,
@@ -670,7 +672,16 @@ fn agents_run_scale_restart_and_reschedule_sample_apps() {
     // Four agents with port ranges of their own (offset by the test's pid, to stay clear of
     // other test runs; an agent skips ports it cannot bind anyway).
     let base = 20_000 + (std::process::id() % 200) as u16 * 100;
-    let mut agents = four_agents(&server, &proxy.url(), &admin, dir.path(), base, &[]);
+    let admin_token = |_: &str| admin.clone();
+    let mut agents = four_agents(
+        &server,
+        &proxy.url(),
+        &admin,
+        admin_token,
+        dir.path(),
+        base,
+        &[],
+    );
     let (_, host) = server.call("GET", "/api/v1/fleet/hosts/dc1-h1", Some(&admin), None);
     assert_eq!(
         host["host"]["capacity"],

@@ -284,7 +284,19 @@ fn haproxy_follows_the_registry_without_losing_requests() {
     // below the ranges of the other agent tests, and of ephemeral ports.
     let base = 10_000 + (std::process::id() % 100) as u16 * 100;
     let advertise = ["--advertise-ip", "127.0.0.1"];
-    let mut agents = four_agents(&server, &server.url, &admin, dir.path(), base, &advertise);
+    // Agents and the load balancer act on tokens of their hosts, not the admin's.
+    let agent_token = |host: &str| {
+        server.create_token(json!({"name": format!("agent {host}"), "kind": "agent", "host": host}))
+    };
+    let mut agents = four_agents(
+        &server,
+        &server.url,
+        &admin,
+        agent_token,
+        dir.path(),
+        base,
+        &advertise,
+    );
     ok(
         &server,
         &admin,
@@ -292,7 +304,7 @@ fn haproxy_follows_the_registry_without_losing_requests() {
         "/api/v1/fleet/services",
         json!({"name": "web", "tenant": "payments", "templates": ["app_dc1", "app_dc2"], "groups": 2}),
     );
-    let lb = Lb::start(&server.url, &admin, dir.path());
+    let lb = Lb::start(&server.url, &agent_token("dc2-h2"), dir.path());
     wait_balanced(&server, &admin, &lb, 4, &[]);
     let seen: BTreeSet<String> = (0..40)
         .filter_map(|_| crate::agent::sample_get(web_port))
