@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, caravan_bin};
+use crate::harness::{TestServer, caravan_bin, terminate_child};
 
 /// Time without heartbeat after which the server declares a host down.
 const HEARTBEAT_TIMEOUT_MS: u64 = 3_000;
@@ -128,19 +128,8 @@ impl Agent {
     /// Sends SIGTERM and waits (at most 10 s) for the agent to exit.
     fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on a child we spawned and have not reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("agent {} did not stop within 10 s", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_child(&mut child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("agent {} did not stop within 10 s", self.name))
     }
 
     /// Kills the agent with SIGKILL, as a crash would; its instances keep running.
@@ -186,17 +175,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM: the agent stops its instances; SIGKILL if it takes too long.
-            // SAFETY: kill(2) on a child we spawned and have not reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate_child(&mut child, Duration::from_secs(5));
         }
         // Whatever is left (the instances of a killed agent) goes too.
         for record in self.records().values() {

@@ -249,3 +249,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Sends SIGTERM to `child` and waits up to `grace` for it to exit; then SIGKILL. Answers its
+/// exit status if it exited by itself in time.
+pub fn terminate_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}

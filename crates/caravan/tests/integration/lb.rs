@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::agent::{
     fast_host_loss_server, four_agents, ok, sample_app_template, two_data_centers, wait_for,
 };
-use crate::harness::{TestServer, caravan_bin, free_port};
+use crate::harness::{TestServer, caravan_bin, free_port, terminate_child};
 
 /// The pause wrk's connections make between two requests: 4 connections, at most ~800 req/s.
 const WRK_DELAY_MS: u64 = 5;
@@ -109,17 +109,7 @@ impl Lb {
 
 impl Drop for Lb {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate_child(&mut self.child, Duration::from_secs(10));
     }
 }
 
