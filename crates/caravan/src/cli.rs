@@ -176,10 +176,16 @@ pub struct AgentArgs {
     /// host's addresses, e.g. 127.0.0.1 when several agents simulate hosts on one machine).
     #[arg(long)]
     pub advertise_ip: Option<IpAddr>,
-    /// Also run a load balancer in this process (as `caravan lb` with its defaults, its files
-    /// under `<work-dir>/lb`).
+    /// Also run a load balancer in this process (as `caravan lb` with its defaults, on the
+    /// agent's token, its files under `<work-dir>/lb`).
     #[arg(long)]
     pub lb: bool,
+    /// With --lb: the address its frontends listen on.
+    #[arg(long, requires = "lb", default_value = "0.0.0.0")]
+    pub lb_bind: IpAddr,
+    /// With --lb: where it serves `/metrics`.
+    #[arg(long, requires = "lb", default_value = "127.0.0.1:9201")]
+    pub lb_metrics_listen: SocketAddr,
 }
 
 /// `caravan lb`.

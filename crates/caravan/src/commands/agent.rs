@@ -61,7 +61,10 @@ pub async fn run_agent(cli: &Cli, args: &AgentArgs) -> anyhow::Result<()> {
         advertise_ip: args.advertise_ip,
     };
     if args.lb {
-        let lb = super::lb::config(cli, &LbArgs::embedded(args.work_dir.join("lb"))?)?;
+        let mut lb_args = LbArgs::embedded(args.work_dir.join("lb"))?;
+        lb_args.bind = args.lb_bind;
+        lb_args.metrics_listen = args.lb_metrics_listen;
+        let lb = super::lb::config(cli, &lb_args)?;
         tokio::try_join!(
             async {
                 caravan_agent::run(config, caravan_server::shutdown_signal())

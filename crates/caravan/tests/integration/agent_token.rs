@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, wait_for};
-use crate::harness::caravan_bin;
+use crate::harness::{caravan_bin, free_port};
 use crate::logs::LogsFixture;
 
 fn ok(fixture: &LogsFixture, path: &str, body: Value) -> Value {
@@ -35,6 +35,7 @@ fn refused(fixture: &LogsFixture, token: &str, method: &str, path: &str, body: O
 #[test]
 fn an_agent_runs_on_its_own_agent_token() {
     let fixture = LogsFixture::start();
+    let frontend_port = free_port();
     ok(
         &fixture,
         "/api/v1/fleet/zones",
@@ -59,7 +60,8 @@ fn an_agent_runs_on_its_own_agent_token() {
             "run": {"command": format!("exec '{}' sample-app", caravan_bin()),
                     "args": ["--log-interval-ms", "100"], "port": 8080},
             "health": {"probe": {"kind": "http", "path": "/health"},
-                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 3}
+                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 3},
+            "frontend_port": frontend_port
         }),
     );
     let created = ok(
@@ -93,14 +95,25 @@ fn an_agent_runs_on_its_own_agent_token() {
         "{stderr}"
     );
 
-    // The right host: it registers, runs an instance, reports it healthy, ships its logs.
-    let agent = Agent::start(
+    // The right host: it registers, runs an instance, reports it healthy, ships its logs, and
+    // runs a load balancer in front of it, all on its token.
+    let lb_metrics = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::start_with(
         &fixture.server.url,
         &token,
         work.path(),
         "dc1-h1",
         "dc1",
         (port, port + 9),
+        &[
+            "--advertise-ip",
+            "127.0.0.1",
+            "--lb",
+            "--lb-bind",
+            "127.0.0.1",
+            "--lb-metrics-listen",
+            &lb_metrics,
+        ],
     );
     wait_for("dc1-h1 registered and up", || {
         let (_, host) = fixture.server.call(
@@ -126,6 +139,11 @@ fn an_agent_runs_on_its_own_agent_token() {
         (endpoint["healthy"] == true).then_some(endpoint)
     });
     assert_eq!(endpoint["host"], "dc1-h1", "{endpoint}");
+    let instance = endpoint["instance"].as_u64().unwrap();
+    let through_haproxy = wait_for("HAProxy serving the instance", || {
+        crate::agent::sample_get(frontend_port)
+    });
+    assert_eq!(through_haproxy["instance"], format!("i-{instance}"));
     wait_for("the instance's logs shipped into payments", || {
         let (status, answer) = fixture.server.call(
             "POST",
