@@ -84,9 +84,21 @@ function member(instance, endpoint) {
   return h('div', { class: 'member', dataset: { instance: `i-${instance.id}` } },
     h('span', {}, h('strong', { class: 'mono' }, `i-${instance.id}`), ' ', badge(state, STATE_KIND[state] ?? ''), ' ', health),
     h('span', {}, 'host ', instance.host ?? h('em', {}, 'none')),
-    h('span', { class: 'mono' }, instance.ip ? `${instance.ip}${(endpoint?.port ?? instance.port) ? `:${endpoint?.port ?? instance.port}` : ''}` : 'no address'),
+    h('span', { class: 'mono' }, address(instance, endpoint)),
+    endpoint && instance.ip && endpoint.ip !== instance.ip
+      ? h('span', { class: 'muted' }, `lease ${instance.ip}`) : null,
     endpoint ? h('span', {}, `weight ${endpoint.weight}`) : null,
     instance.state.reason ? h('span', { class: 'muted' }, instance.state.reason) : null);
+}
+
+/** Where the instance is reached: the registry's address (its agent may advertise one other
+ * than the lease), with the port its agent gave it. */
+function address(instance, endpoint) {
+  const ip = endpoint?.ip ?? instance.ip;
+  const port = endpoint?.port ?? instance.port;
+  if (!ip) return 'no address';
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return port ? `${host}:${port}` : ip;
 }
 
 /** The service's templates, one per member. */
