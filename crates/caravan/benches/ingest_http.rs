@@ -95,6 +95,20 @@ fn document(n: u64, rng: &mut Lcg) -> String {
     doc.to_string()
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`: on a
+/// shared machine, CPU per document says more than wall time.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -185,6 +199,8 @@ fn main() {
             body
         })
         .collect();
+    let server_pid = server.id().to_string();
+    let server_cpu_before = cpu_seconds(&server_pid);
     let queue = Arc::new(Mutex::new(bodies));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
@@ -221,6 +237,7 @@ fn main() {
         worker.join().unwrap();
     }
     let elapsed = started.elapsed();
+    let server_cpu = cpu_seconds(&server_pid) - server_cpu_before;
     let response = http
         .post(format!("{url}/_bulk?refresh=true"))
         .bearer_auth(&admin)
@@ -241,6 +258,14 @@ fn main() {
     );
     // Let the periodic commit and merges settle, then stop the server cleanly.
     std::thread::sleep(Duration::from_secs(2));
+    let server_cpu_settled = cpu_seconds(&server_pid) - server_cpu_before;
+    println!(
+        "server CPU: {:.1} us per document while timed ({:.1} s, {:.2} cores), {:.1} us with the 2 s after",
+        server_cpu * 1e6 / total as f64,
+        server_cpu,
+        server_cpu / elapsed.as_secs_f64(),
+        server_cpu_settled * 1e6 / total as f64
+    );
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     server.wait().unwrap();
     let index_bytes = dir_bytes(&data_dir.join("logs/indexes"));
@@ -291,6 +316,7 @@ fn main() {
         .settings(LogSchema::index_settings())
         .create_in_dir(&raw_dir)
         .unwrap();
+    let raw_cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let mut writer: caravan_logstore::tantivy::IndexWriter =
         index.writer_with_num_threads(2, 256 * 1024 * 1024).unwrap();
@@ -299,6 +325,7 @@ fn main() {
     }
     writer.commit().unwrap();
     let raw_elapsed = started.elapsed();
+    let raw_cpu = cpu_seconds("self") - raw_cpu_before;
     let raw_docs_per_s = total as f64 / raw_elapsed.as_secs_f64();
     println!(
         "raw tantivy (same schema, 2 threads, no HTTP/WAL/normalisation): {:.0} docs/s, {:.2} s",
@@ -306,7 +333,13 @@ fn main() {
         raw_elapsed.as_secs_f64()
     );
     println!(
-        "ratio end to end / raw tantivy: {:.2}",
-        e2e_docs_per_s / raw_docs_per_s
+        "raw tantivy CPU: {:.1} us per document ({:.2} cores)",
+        raw_cpu * 1e6 / total as f64,
+        raw_cpu / raw_elapsed.as_secs_f64()
+    );
+    println!(
+        "ratio end to end / raw tantivy: {:.2} (CPU per document, raw / end to end: {:.2})",
+        e2e_docs_per_s / raw_docs_per_s,
+        raw_cpu / server_cpu
     );
 }

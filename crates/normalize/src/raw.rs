@@ -56,11 +56,23 @@ pub(crate) fn parse<'de>(
         });
     }
     let state = State::new(limits);
-    let mut deserializer = serde_json::Deserializer::from_slice(document);
-    let parsed = Seed::root(&state)
-        .deserialize(&mut deserializer)
-        .and_then(|raw| deserializer.end().map(|()| raw));
+    // UTF-8 is checked once for the whole document (fast on ASCII), so that the parser does
+    // not check each string again; invalid UTF-8 takes the byte parser, whose error says
+    // where it is.
+    let parsed = match std::str::from_utf8(document) {
+        Ok(text) => parse_with(serde_json::Deserializer::from_str(text), &state),
+        Err(_) => parse_with(serde_json::Deserializer::from_slice(document), &state),
+    };
     finish(parsed, &state)
+}
+
+fn parse_with<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
+    state: &State,
+) -> Result<Raw<'de>, serde_json::Error> {
+    Seed::root(state)
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw))
 }
 
 /// Reads an already parsed document, which must be an object within the depth and key

@@ -119,8 +119,11 @@ pub struct Dictionary {
     fields: Vec<FieldDef>,
     /// Keys and aliases to their index in `fields`; rebuilt, never serialised. Built with
     /// `fields` in [`Dictionary::new`] and never mutated, so every index is in bounds.
+    /// foldhash: every key of every ingested document is looked up here, and the table's
+    /// keys come from the schema, not from documents (SipHash's flood resistance buys
+    /// nothing).
     #[serde(skip)]
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 /// The serialised form, checked into a [`Dictionary`].
@@ -170,7 +173,8 @@ impl Dictionary {
         mut fields: Vec<FieldDef>,
     ) -> Result<Self, Error> {
         fields.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut by_name = HashMap::with_capacity(fields.len() * 2);
+        let mut by_name =
+            HashMap::with_capacity_and_hasher(fields.len() * 2, Default::default());
         for (index, field) in fields.iter().enumerate() {
             check_field(field)?;
             if by_name.insert(field.key.clone(), index).is_some() {

@@ -112,7 +112,9 @@ pub(crate) fn parse<'a>(
         .map(|(i, line)| (i + 1, trim_cr(line)))
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .peekable();
-    let mut items = Vec::new();
+    // Two lines per item in the common case: one allocation instead of a dozen regrowths.
+    let newlines = body.iter().filter(|&&b| b == b'\n').count();
+    let mut items = Vec::with_capacity(newlines / 2 + 1);
     while let Some((line_number, line)) = lines.next() {
         match parse_action(line, line_number, default_index) {
             Ok((action, index, id)) => {

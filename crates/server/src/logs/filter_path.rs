@@ -23,9 +23,52 @@ impl FilterPath {
     }
 
     /// The filtered value; an empty object when nothing matches (as Elasticsearch answers `{}`).
+    /// The bulk answer is filtered member by member with [`FilterPath::select`]; the tests
+    /// check that both agree.
+    #[cfg(test)]
     pub(crate) fn apply(&self, value: &Value) -> Value {
         let paths: Vec<&[String]> = self.paths.iter().map(Vec::as_slice).collect();
         filter(value, &paths).unwrap_or_else(|| Value::Object(Map::new()))
+    }
+
+    /// What the filter keeps of the member `key` of the top-level object, so that a caller can
+    /// build only that: `apply` on an object equals putting together, member by member, the
+    /// whole member, or [`Selection::filter`] of it, or nothing.
+    pub(crate) fn select(&self, key: &str) -> Selection<'_> {
+        let mut whole = false;
+        let mut rest: Vec<&[String]> = Vec::new();
+        for path in &self.paths {
+            descend(path, key, &mut whole, &mut rest);
+        }
+        if whole {
+            Selection::Whole
+        } else if rest.is_empty() {
+            Selection::Nothing
+        } else {
+            Selection::Paths(rest)
+        }
+    }
+}
+
+/// What a filter keeps of one member (see [`FilterPath::select`]).
+pub(crate) enum Selection<'p> {
+    /// None of it.
+    Nothing,
+    /// All of it.
+    Whole,
+    /// What these sub-paths keep of it.
+    Paths(Vec<&'p [String]>),
+}
+
+impl Selection<'_> {
+    /// The part of `value` (the member, or one element when the member is an array: arrays
+    /// are traversed transparently) the sub-paths keep; `None` when nothing.
+    pub(crate) fn filter(&self, value: &Value) -> Option<Value> {
+        match self {
+            Selection::Nothing => None,
+            Selection::Whole => Some(value.clone()),
+            Selection::Paths(paths) => filter(value, paths),
+        }
     }
 }
 
@@ -145,5 +188,41 @@ mod tests {
             json!({})
         );
         assert_eq!(FilterPath::parse(" , "), None);
+    }
+
+    #[test]
+    fn selecting_member_by_member_equals_applying() {
+        let answer = bulk_answer();
+        for parameter in [
+            "errors",
+            "took,errors",
+            "errors,items.*.error",
+            "items.*.st*",
+            "**.type",
+            "**",
+            "items",
+            "it*",
+            "*",
+            "nothing",
+            "items.index",
+        ] {
+            let filter = FilterPath::parse(parameter).unwrap();
+            let mut kept = Map::new();
+            for (key, value) in answer.as_object().unwrap() {
+                let selection = filter.select(key);
+                let part = match value {
+                    Value::Array(items) if matches!(selection, Selection::Paths(_)) => {
+                        let items: Vec<Value> =
+                            items.iter().filter_map(|i| selection.filter(i)).collect();
+                        (!items.is_empty()).then_some(Value::Array(items))
+                    }
+                    _ => selection.filter(value),
+                };
+                if let Some(part) = part {
+                    kept.insert(key.clone(), part);
+                }
+            }
+            assert_eq!(Value::Object(kept), filter.apply(&answer), "{parameter}");
+        }
     }
 }

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::bulk::{self, BulkAction, BulkItem};
-use super::filter_path::FilterPath;
+use super::filter_path::{FilterPath, Selection};
 use super::routing::IndexRouter;
 use super::usage::ItemOutcome;
 use crate::AppState;
@@ -364,17 +364,38 @@ pub(crate) async fn ingest(
     Ok((started.elapsed().as_millis() as u64, results))
 }
 
-/// The JSON answer of `_bulk`, filtered by `filter_path` when given.
+/// The JSON answer of `_bulk`, filtered by `filter_path` when given. Only what the filter
+/// keeps is built: with `filter_path=errors`, the items are never made into JSON.
 pub(crate) fn bulk_answer(took_ms: u64, results: &[ItemResult], filter: Option<&str>) -> Value {
-    let answer = json!({
-        "took": took_ms,
-        "errors": results.iter().any(|r| r.error.is_some()),
-        "items": results.iter().map(ItemResult::to_json).collect::<Vec<_>>(),
-    });
-    match filter.and_then(FilterPath::parse) {
-        Some(filter) => filter.apply(&answer),
-        None => answer,
+    let errors = results.iter().any(|r| r.error.is_some());
+    let Some(filter) = filter.and_then(FilterPath::parse) else {
+        return json!({
+            "took": took_ms,
+            "errors": errors,
+            "items": results.iter().map(ItemResult::to_json).collect::<Vec<_>>(),
+        });
+    };
+    let mut answer = serde_json::Map::new();
+    for (key, value) in [("took", json!(took_ms)), ("errors", json!(errors))] {
+        if let Some(kept) = filter.select(key).filter(&value) {
+            answer.insert(key.to_owned(), kept);
+        }
     }
+    let items = match filter.select("items") {
+        Selection::Nothing => None,
+        Selection::Whole => Some(results.iter().map(ItemResult::to_json).collect()),
+        selection => {
+            let kept: Vec<Value> = results
+                .iter()
+                .filter_map(|r| selection.filter(&r.to_json()))
+                .collect();
+            (!kept.is_empty()).then_some(kept)
+        }
+    };
+    if let Some(items) = items {
+        answer.insert("items".to_owned(), Value::Array(items));
+    }
+    Value::Object(answer)
 }
 
 struct Context<'a> {
@@ -430,8 +451,8 @@ fn prepare_items<'b>(
     let names: Vec<String> = context.tenants.iter().map(|t| t.name.to_string()).collect();
     let mut pending_bytes: std::collections::HashMap<TenantName, u64> = Default::default();
     let mut batch_ids: std::collections::HashSet<(TenantName, String)> = Default::default();
-    let mut slots = Vec::new();
-    let mut documents = Vec::new();
+    let mut slots = Vec::with_capacity(items.len());
+    let mut documents = Vec::with_capacity(items.len());
     for parsed in items {
         let item = match parsed {
             Ok(item) => item,
