@@ -173,8 +173,7 @@ impl Dictionary {
         mut fields: Vec<FieldDef>,
     ) -> Result<Self, Error> {
         fields.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut by_name =
-            HashMap::with_capacity_and_hasher(fields.len() * 2, Default::default());
+        let mut by_name = HashMap::with_capacity_and_hasher(fields.len() * 2, Default::default());
         for (index, field) in fields.iter().enumerate() {
             check_field(field)?;
             if by_name.insert(field.key.clone(), index).is_some() {
