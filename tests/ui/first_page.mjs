@@ -8,18 +8,14 @@
 // BENCH_TENANT (payments), BENCH_END (the end of the data set, 2026-03-11T00:00:00Z),
 // BENCH_RUNS (timed submissions per query, default 20, at most 200; after 2 warm-ups).
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { launch } from './chromium.mjs';
 
 const url = process.env.CARAVAN_URL;
 const token = process.env.CARAVAN_TOKEN;
 const tenant = process.env.BENCH_TENANT ?? 'payments';
 const end = Date.parse(process.env.BENCH_END ?? '2026-03-11T00:00:00Z');
 const runs = Math.min(200, Math.max(1, Number(process.env.BENCH_RUNS ?? 20)));
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 assert.ok(url && token, 'CARAVAN_URL and CARAVAN_TOKEN are required');
 assert.ok(Number.isFinite(end), 'BENCH_END must be a date');
 
@@ -41,15 +37,7 @@ const local = (ms) => new Date(ms).toISOString().slice(0, 19);
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
-const profile = mkdtempSync(join(tmpdir(), 'caravan-ui-bench-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1400, height: 1000 },
-  timezoneId: 'UTC',
-});
+const { context, close } = await launch({ timezoneId: 'UTC' });
 let failed = false;
 try {
   context.setDefaultTimeout(RUN_TIMEOUT_MS);
@@ -125,7 +113,6 @@ try {
   console.error(`first page benchmark failed: ${error.stack ?? error}`);
   failed = true;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(failed ? 1 : 0);

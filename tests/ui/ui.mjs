@@ -5,17 +5,15 @@
 //
 // Run by crates/caravan/tests/integration/ui_browser.rs (`cargo test`), which starts the demo.
 
-import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { launch } from './chromium.mjs';
 
 const url = process.env.CARAVAN_URL;
 const token = process.env.CARAVAN_TOKEN;
 const tenantToken = process.env.CARAVAN_TENANT_TOKEN; // of the `shop` tenant
 const shots = process.env.SCREENSHOT_DIR ?? 'screenshots';
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 assert.ok(url && token && tenantToken, 'CARAVAN_URL, CARAVAN_TOKEN and CARAVAN_TENANT_TOKEN are required');
 mkdirSync(shots, { recursive: true });
 
@@ -33,15 +31,7 @@ async function api(method, path, body) {
   return data;
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'caravan-ui-chromium-'));
-// A fresh profile (--user-data-dir) each run: playwright passes it for a persistent context.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1400, height: 1000 },
-});
+const { context, close } = await launch();
 const pageErrors = [];
 let step = 'start';
 let page;
@@ -275,6 +265,5 @@ try {
   if (pageErrors.length) console.error(`page errors:\n${pageErrors.join('\n')}`);
   process.exitCode = 1;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -581,6 +581,32 @@ pub(crate) fn two_data_centers(server: &TestServer, admin: &str, base: Value) {
     }
 }
 
+/// Zone `production` with data center `dc1` (addresses from `cidr`) and the template `template`.
+pub(crate) fn one_data_center(server: &TestServer, admin: &str, cidr: &str, template: Value) {
+    ok(
+        server,
+        admin,
+        "POST",
+        "/api/v1/fleet/zones",
+        json!({"name": "production"}),
+    );
+    ok(
+        server,
+        admin,
+        "POST",
+        "/api/v1/fleet/data-centers",
+        json!({"name": "dc1", "zone": "production"}),
+    );
+    ok(
+        server,
+        admin,
+        "POST",
+        "/api/v1/fleet/ranges",
+        json!({"cidr": cidr, "data_center": "dc1"}),
+    );
+    ok(server, admin, "POST", "/api/v1/fleet/templates", template);
+}
+
 /// Four agents, hosts `dc1-h1`, `dc1-h2`, `dc2-h1`, `dc2-h2`, with 20 ports each from `base`,
 /// talking to `server_url` (the server's, or a forwarder's) with the token `token_of` gives
 /// each host; waits (reading with `admin`) until the four hosts are up.

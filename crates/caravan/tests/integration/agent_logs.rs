@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::agent::one_data_center;
 use crate::harness::caravan_bin;
 use crate::logs::LogsFixture;
 
@@ -44,32 +45,14 @@ fn ok(fixture: &LogsFixture, path: &str, body: Value) {
 #[test]
 fn instance_output_is_shipped_to_the_tenant_logs() {
     let fixture = LogsFixture::start();
-    ok(
-        &fixture,
-        "/api/v1/fleet/zones",
-        json!({"name": "production"}),
-    );
-    ok(
-        &fixture,
-        "/api/v1/fleet/data-centers",
-        json!({"name": "dc1", "zone": "production"}),
-    );
-    ok(
-        &fixture,
-        "/api/v1/fleet/ranges",
-        json!({"cidr": "10.9.0.0/24", "data_center": "dc1"}),
-    );
-    ok(
-        &fixture,
-        "/api/v1/fleet/templates",
-        json!({
-            "name": "talker", "data_center": "dc1",
-            "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
-            // JSON lines from the sample app, and one plain line from the shell first.
-            "run": {"command": format!("echo 'plain start-up line'; exec '{}' sample-app", caravan_bin()),
-                    "args": ["--log-interval-ms", "100"]}
-        }),
-    );
+    let talker = json!({
+        "name": "talker", "data_center": "dc1",
+        "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
+        // JSON lines from the sample app, and one plain line from the shell first.
+        "run": {"command": format!("echo 'plain start-up line'; exec '{}' sample-app", caravan_bin()),
+                "args": ["--log-interval-ms", "100"]}
+    });
+    one_data_center(&fixture.server, &fixture.admin, "10.9.0.0/24", talker);
     let work = tempfile::tempdir().unwrap();
     let port = 21_000 + (std::process::id() % 400) as u16 * 10;
     let agent = Command::new(caravan_bin())

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::agent::{Agent, wait_for};
+use crate::agent::{Agent, one_data_center, sample_app_template, wait_for};
 use crate::harness::{caravan_bin, free_port};
 use crate::logs::LogsFixture;
 
@@ -36,34 +36,11 @@ fn refused(fixture: &LogsFixture, token: &str, method: &str, path: &str, body: O
 fn an_agent_runs_on_its_own_agent_token() {
     let fixture = LogsFixture::start();
     let frontend_port = free_port();
-    ok(
-        &fixture,
-        "/api/v1/fleet/zones",
-        json!({"name": "production"}),
+    let talker = sample_app_template(
+        "talker",
+        json!({"data_center": "dc1", "frontend_port": frontend_port}),
     );
-    ok(
-        &fixture,
-        "/api/v1/fleet/data-centers",
-        json!({"name": "dc1", "zone": "production"}),
-    );
-    ok(
-        &fixture,
-        "/api/v1/fleet/ranges",
-        json!({"cidr": "10.8.0.0/24", "data_center": "dc1"}),
-    );
-    ok(
-        &fixture,
-        "/api/v1/fleet/templates",
-        json!({
-            "name": "talker", "data_center": "dc1",
-            "resources": {"cpu_millis": 100, "memory_bytes": 64 << 20, "disk_bytes": 1 << 30},
-            "run": {"command": format!("exec '{}' sample-app", caravan_bin()),
-                    "args": ["--log-interval-ms", "100"], "port": 8080},
-            "health": {"probe": {"kind": "http", "path": "/health"},
-                "interval_ms": 100, "timeout_ms": 100, "rise": 2, "fall": 3},
-            "frontend_port": frontend_port
-        }),
-    );
+    one_data_center(&fixture.server, &fixture.admin, "10.8.0.0/24", talker);
     let created = ok(
         &fixture,
         "/api/v1/tokens",
