@@ -5,9 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::agent::one_data_center;
+use crate::agent::{ok, one_data_center};
 use crate::harness::caravan_bin;
 use crate::logs::LogsFixture;
 
@@ -30,16 +30,6 @@ impl Drop for AgentProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn ok(fixture: &LogsFixture, path: &str, body: Value) {
-    let (status, answer) = fixture
-        .server
-        .call("POST", path, Some(&fixture.admin), Some(body));
-    assert!(
-        (200..300).contains(&status),
-        "POST {path}: {status} {answer}"
-    );
 }
 
 #[test]
@@ -90,7 +80,9 @@ fn instance_output_is_shipped_to_the_tenant_logs() {
         std::thread::sleep(Duration::from_millis(50));
     }
     ok(
-        &fixture,
+        &fixture.server,
+        &fixture.admin,
+        "POST",
         "/api/v1/fleet/services",
         json!({"name": "talker", "tenant": "payments", "templates": ["talker"], "groups": 1}),
     );

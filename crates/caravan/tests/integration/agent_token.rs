@@ -6,20 +6,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::agent::{Agent, one_data_center, sample_app_template, wait_for};
+use crate::agent::{Agent, ok, one_data_center, sample_app_template, wait_for};
 use crate::harness::{caravan_bin, free_port};
 use crate::logs::LogsFixture;
-
-fn ok(fixture: &LogsFixture, path: &str, body: Value) -> Value {
-    let (status, answer) = fixture
-        .server
-        .call("POST", path, Some(&fixture.admin), Some(body));
-    assert!(
-        (200..300).contains(&status),
-        "POST {path}: {status} {answer}"
-    );
-    answer
-}
 
 /// Asserts a 403 whose reason names the agent token of dc1-h1.
 fn refused(fixture: &LogsFixture, token: &str, method: &str, path: &str, body: Option<Value>) {
@@ -42,7 +31,9 @@ fn an_agent_runs_on_its_own_agent_token() {
     );
     one_data_center(&fixture.server, &fixture.admin, "10.8.0.0/24", talker);
     let created = ok(
-        &fixture,
+        &fixture.server,
+        &fixture.admin,
+        "POST",
         "/api/v1/tokens",
         json!({"name": "agent of dc1-h1", "kind": "agent", "host": "dc1-h1"}),
     );
@@ -102,7 +93,9 @@ fn an_agent_runs_on_its_own_agent_token() {
         (host["host"]["state"] == "up").then_some(())
     });
     ok(
-        &fixture,
+        &fixture.server,
+        &fixture.admin,
+        "POST",
         "/api/v1/fleet/services",
         json!({"name": "talker", "tenant": "payments", "templates": ["talker"], "groups": 1}),
     );

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use caravan_lb::model::ServerState;
+use caravan_lb::sync::{ActualServer, parse_servers_state};
 use serde_json::json;
 
 use crate::agent::{
@@ -54,46 +56,40 @@ impl Lb {
         }
     }
 
+    /// Sends a Runtime API command, answers HAProxy's answer (`None` if HAProxy is not there).
+    fn try_runtime(&self, command: &str) -> Option<String> {
+        let mut socket = UnixStream::connect(self.dir.join("runtime.sock")).ok()?;
+        socket.write_all(format!("{command}\n").as_bytes()).ok()?;
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    }
+
+    /// HAProxy's servers, read as the driver reads them.
+    fn servers(&self) -> Option<Vec<ActualServer>> {
+        parse_servers_state(&self.try_runtime("show servers state")?).ok()
+    }
+
     /// HAProxy's servers that take traffic (ready, not draining, not in maintenance):
     /// `backend ip:port`.
     fn ready_servers(&self) -> Option<BTreeSet<String>> {
-        let mut socket = UnixStream::connect(self.dir.join("runtime.sock")).ok()?;
-        socket.write_all(b"show servers state\n").ok()?;
-        let mut state = String::new();
-        socket.read_to_string(&mut state).ok()?;
-        let mut ready = BTreeSet::new();
-        for line in state.lines().skip(2) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 19 {
-                continue;
-            }
-            // be_name srv_name srv_addr srv_op_state srv_admin_state ... srv_port (19th).
-            let admin: u32 = fields[6].parse().ok()?;
-            if admin & !0x04 == 0 {
-                ready.insert(format!("{} {}:{}", fields[1], fields[4], fields[18]));
-            }
-        }
-        Some(ready)
-    }
-
-    /// Sends a Runtime API command, answers HAProxy's answer.
-    fn runtime(&self, command: &str) -> String {
-        let mut socket = UnixStream::connect(self.dir.join("runtime.sock")).unwrap();
-        socket.write_all(format!("{command}\n").as_bytes()).unwrap();
-        let mut answer = String::new();
-        socket.read_to_string(&mut answer).unwrap();
-        answer
+        let servers = self.servers()?;
+        Some(
+            servers
+                .iter()
+                .filter(|server| server.state == ServerState::Ready)
+                .filter_map(described)
+                .collect(),
+        )
     }
 
     /// The slot (`sN`) holding `backend ip:port`.
     fn slot_of(&self, server: &str) -> Option<String> {
-        let (backend, address) = server.split_once(' ')?;
-        let (ip, port) = address.rsplit_once(':')?;
-        self.runtime("show servers state").lines().find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.len() > 18 && fields[1] == backend && fields[4] == ip && fields[18] == port)
-                .then(|| fields[3].to_owned())
-        })
+        let servers = self.servers()?;
+        servers
+            .into_iter()
+            .find(|actual| described(actual).as_deref() == Some(server))
+            .map(|actual| actual.name)
     }
 
     fn metrics(&self) -> String {
@@ -111,6 +107,14 @@ impl Drop for Lb {
     fn drop(&mut self) {
         terminate_child(&mut self.child, Duration::from_secs(10));
     }
+}
+
+/// `backend ip:port` of a server HAProxy has.
+fn described(server: &ActualServer) -> Option<String> {
+    Some(format!(
+        "{} {}:{}",
+        server.backend, server.addr?, server.port
+    ))
 }
 
 /// What wrk measured.
@@ -392,7 +396,8 @@ fn haproxy_follows_the_registry_without_losing_requests() {
         .find(|server| server.starts_with("svc_web "))
         .unwrap();
     let slot = lb.slot_of(tampered).unwrap();
-    lb.runtime(&format!("set server svc_web/{slot} state maint"));
+    lb.try_runtime(&format!("set server svc_web/{slot} state maint"))
+        .unwrap();
     assert!(!lb.ready_servers().unwrap().contains(tampered));
     wait_balanced(&server, &admin, &lb, 4, &["dc1-h1", "dc2-h1"]);
     assert_eq!(corrections(&lb), corrected_before + 1.0, "{}", lb.log());
