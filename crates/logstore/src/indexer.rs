@@ -39,6 +39,7 @@ use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
 use tokio::sync::oneshot;
 
+use crate::activity::SearchActivity;
 use crate::config::LogStoreConfig;
 use crate::day::Day;
 use crate::document::{LogDocument, WriteMode};
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub wal_bytes: AtomicU64,
     /// Log -> indexer: the first position still in the log.
     pub wal_first_position: AtomicU64,
+    /// Readers -> indexer: which tenants are search-active.
+    pub activity: SearchActivity,
 }
 
 impl Shared {
@@ -98,6 +101,7 @@ pub(crate) struct Counters {
     pub documents_skipped_on_replay: AtomicU64,
     pub commits: AtomicU64,
     pub writers_open: AtomicUsize,
+    pub indexing_memory_bytes: AtomicUsize,
     pub writers_opened_total: AtomicU64,
     pub sink_errors: AtomicU64,
 }
@@ -105,7 +109,11 @@ pub(crate) struct Counters {
 /// What the indexer thread is asked to do.
 pub(crate) enum IndexerMessage {
     Batch(Arc<DurableBatch>),
-    Refresh(oneshot::Sender<Result<(), LogStoreError>>),
+    /// Commit the partitions of these tenants (all: `None`).
+    Refresh(
+        Option<Vec<String>>,
+        oneshot::Sender<Result<(), LogStoreError>>,
+    ),
     Drop(
         DropRequest,
         oneshot::Sender<Result<Vec<DroppedPartition>, LogStoreError>>,
@@ -154,6 +162,8 @@ pub(crate) struct Indexer {
     /// when it commits, so a commit holds every record up to here.
     completed: WalPosition,
     commit_interval: Duration,
+    idle_commit_interval: Duration,
+    wal_commit_bytes: u64,
     writer_idle_close: Duration,
 }
 
@@ -179,16 +189,14 @@ impl Indexer {
         Ok(Indexer {
             schema: shared.partitions.schema().clone(),
             shared,
-            writers: WriterPool::new(
-                config.effective_writers_open_max(),
-                config.indexing_threads_per_writer,
-                config.thread_memory_bytes(),
-            ),
+            writers: WriterPool::new(config),
             floors,
             known,
             tombstones,
             completed: 0,
             commit_interval: config.commit_interval,
+            idle_commit_interval: config.idle_commit_interval.max(config.commit_interval),
+            wal_commit_bytes: config.wal_commit_bytes(),
             writer_idle_close: config.writer_idle_close,
         })
     }
@@ -245,8 +253,7 @@ impl Indexer {
                 .writer
                 .add_document(tantivy_document)
                 .map_err(|e| LogStoreError::index(&key, e))?;
-            writer.first_uncommitted.get_or_insert(position);
-            writer.last_used = now;
+            writer.written(position, now);
             applied += 1;
         }
         self.completed = position;
@@ -278,6 +285,10 @@ impl Indexer {
                 break;
             };
             self.close(&victim, true)?;
+        }
+        // Memory shares: writers opened with more than this many writers allow give it back.
+        for oversized in self.writers.plan(self.writers.len() + missing) {
+            self.close(&oversized, true)?;
         }
         Ok(())
     }
@@ -338,7 +349,7 @@ impl Indexer {
             if present {
                 let writer = self.writer(&key)?;
                 writer.writer.delete_term(term.clone());
-                writer.first_uncommitted.get_or_insert(position);
+                writer.written(position, Instant::now());
             }
         }
         Ok(())
@@ -362,7 +373,7 @@ impl Indexer {
         prepared
             .commit()
             .map_err(|e| LogStoreError::index(key, e))?;
-        writer.first_uncommitted = None;
+        writer.committed();
         let floor = self.floors.entry(key.clone()).or_default();
         *floor = (*floor).max(next_record);
         self.shared.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -372,8 +383,19 @@ impl Indexer {
     /// Commits every writer with uncommitted operations; then forgets the pending ids the
     /// commits cover and lets the log truncate.
     pub(crate) fn commit_all(&mut self) -> Result<(), LogStoreError> {
-        for key in self.writers.uncommitted() {
-            self.commit(&key)?;
+        self.commit_where(|_, _| true)
+    }
+
+    /// Commits the writers with uncommitted operations for which `due(partition, uncommitted
+    /// since)` holds; then forgets the pending ids the commits cover and lets the log truncate.
+    fn commit_where(
+        &mut self,
+        due: impl Fn(&PartitionKey, Instant) -> bool,
+    ) -> Result<(), LogStoreError> {
+        for (key, since) in self.writers.uncommitted() {
+            if due(&key, since) {
+                self.commit(&key)?;
+            }
         }
         let floors = &self.floors;
         self.shared
@@ -406,14 +428,30 @@ impl Indexer {
             .writers_open
             .store(self.writers.len(), Ordering::Relaxed);
         counters
+            .indexing_memory_bytes
+            .store(self.writers.memory_bytes(), Ordering::Relaxed);
+        counters
             .writers_opened_total
             .store(self.writers.opened_total(), Ordering::Relaxed);
     }
 
-    /// Periodic work: commit, close idle writers.
+    /// Periodic work: commit what is due (`activity.rs`), close idle writers.
     fn tick(&mut self) -> Result<(), LogStoreError> {
-        self.commit_all()?;
-        for key in self.writers.idle(Instant::now(), self.writer_idle_close) {
+        let now = Instant::now();
+        let log_filling = self.shared.wal_bytes.load(Ordering::Acquire) >= self.wal_commit_bytes;
+        let (shared, idle_commit_interval) = (Arc::clone(&self.shared), self.idle_commit_interval);
+        self.commit_where(|key, since| {
+            log_filling
+                || now.saturating_duration_since(since) >= idle_commit_interval
+                || shared.activity.is_active(&key.tenant, now)
+        })?;
+        self.shared.activity.forget_idle(now);
+        // An idle writer may hold a search-idle tenant's uncommitted documents: commit them.
+        for key in self.writers.idle(now, self.writer_idle_close) {
+            self.close(&key, true)?;
+        }
+        // Fewer writers open: the committed ones reopen with a larger share when next used.
+        for key in self.writers.undersized() {
             self.close(&key, false)?;
         }
         Ok(())
@@ -510,7 +548,11 @@ impl Indexer {
                 Ok(IndexerMessage::Batch(batch)) => {
                     self.apply(batch.position, &batch.documents).map(|_| ())
                 }
-                Ok(IndexerMessage::Refresh(reply)) => match self.commit_all() {
+                Ok(IndexerMessage::Refresh(tenants, reply)) => match self.commit_where(|key, _| {
+                    tenants
+                        .as_ref()
+                        .is_none_or(|tenants| tenants.contains(&key.tenant))
+                }) {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
                         Ok(())

@@ -71,6 +71,7 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod codec;
 mod config;
 mod day;

@@ -169,7 +169,9 @@ impl LogSchema {
 
     /// The tantivy document of a log document.
     pub fn to_tantivy(&self, document: &LogDocument) -> TantivyDocument {
-        let mut doc = TantivyDocument::new();
+        // Sized once: tantivy appends every value to one buffer, and growing it value by
+        // value moved the whole document (`_source` included) several times.
+        let mut doc = TantivyDocument::with_capacity(encoded_size_hint(document));
         doc.add_text(self.id, &document.id);
         doc.add_date(
             self.timestamp,
@@ -359,6 +361,25 @@ impl<'a> Value<'a> for FieldsView<'a> {
             }),
         }
     }
+}
+
+/// An upper estimate of the bytes tantivy's document buffer needs for `document`: each string
+/// with its length prefix, each number in 8 bytes, and a few bytes of addresses per value.
+fn encoded_size_hint(document: &LogDocument) -> usize {
+    const PER_VALUE: usize = 16;
+    let fields: usize = document
+        .fields
+        .iter()
+        .map(|(key, value)| {
+            key.len()
+                + PER_VALUE
+                + match value {
+                    FieldValue::Keyword(text) | FieldValue::Text(text) => text.len(),
+                    _ => 8,
+                }
+        })
+        .sum();
+    4 * PER_VALUE + document.id.len() + document.source.len() + fields
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tantivy::Searcher;
 use tokio::sync::oneshot;
 
+use crate::activity::SearchActivity;
 use crate::codec;
 use crate::config::LogStoreConfig;
 use crate::day::Day;
@@ -84,6 +85,9 @@ pub struct StoreStats {
     pub writers_open: usize,
     /// Writers opened since open (reopening after an idle close counts again).
     pub writers_opened_total: u64,
+    /// Indexing memory the open writers may use together (their shares of
+    /// `indexing_memory_budget_bytes`).
+    pub indexing_memory_bytes: usize,
     /// Partition readers open now.
     pub readers_open: usize,
     /// Acknowledged ids not yet searchable.
@@ -172,10 +176,32 @@ impl LogStore {
     /// Makes everything acknowledged so far searchable (commit and reader reload): what
     /// `?refresh=true` and `?refresh=wait_for` need.
     pub async fn refresh(&self) -> Result<(), LogStoreError> {
+        self.commit(None).await
+    }
+
+    /// Commits the partitions of `tenants` (all: `None`) and reloads their readers.
+    async fn commit(&self, tenants: Option<Vec<String>>) -> Result<(), LogStoreError> {
         self.check_open()?;
         let (reply, done) = oneshot::channel();
-        self.send_to_indexer(IndexerMessage::Refresh(reply)).await?;
+        self.send_to_indexer(IndexerMessage::Refresh(tenants, reply))
+            .await?;
         done.await.map_err(|_| self.stopped())?
+    }
+
+    /// Notes a read of `tenants`. The partitions of a search-idle tenant commit rarely
+    /// (`activity.rs`), so its first read commits them first and sees every acknowledged
+    /// document.
+    async fn note_read(&self, tenants: &[&str]) -> Result<(), LogStoreError> {
+        let now = Instant::now();
+        let idle: Vec<String> = tenants
+            .iter()
+            .filter(|tenant| self.inner.shared.activity.read(tenant, now))
+            .map(|tenant| tenant.to_string())
+            .collect();
+        if idle.is_empty() {
+            return Ok(());
+        }
+        self.commit(Some(idle)).await
     }
 
     /// Commits everything, stops the threads, truncates the log and releases the root. Later
@@ -243,6 +269,7 @@ impl LogStore {
     /// The tenant's searchable document with this `_id` (newest partition first).
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<StoredLog>, LogStoreError> {
         validate_tenant(tenant)?;
+        self.note_read(&[tenant]).await?;
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.with_partitions(move |partitions| read::get(partitions, &tenant, &id))
             .await
@@ -251,6 +278,7 @@ impl LogStore {
     /// Searchable documents of the tenant with `@timestamp` in `range`.
     pub async fn count(&self, tenant: &str, range: TimeRange) -> Result<u64, LogStoreError> {
         validate_tenant(tenant)?;
+        self.note_read(&[tenant]).await?;
         let tenant = tenant.to_string();
         self.with_partitions(move |partitions| read::count(partitions, &tenant, range))
             .await
@@ -264,6 +292,7 @@ impl LogStore {
         limit: usize,
     ) -> Result<Vec<StoredLog>, LogStoreError> {
         validate_tenant(tenant)?;
+        self.note_read(&[tenant]).await?;
         let tenant = tenant.to_string();
         self.with_partitions(move |partitions| read::search_recent(partitions, &tenant, limit))
             .await
@@ -276,6 +305,8 @@ impl LogStore {
         for (tenant, _) in &request.tenants {
             validate_tenant(tenant)?;
         }
+        let tenants: Vec<&str> = request.tenants.iter().map(|(t, _)| t.as_str()).collect();
+        self.note_read(&tenants).await?;
         self.with_partitions(move |partitions| search::search(partitions, &request))
             .await
     }
@@ -294,6 +325,7 @@ impl LogStore {
         R: Send + 'static,
     {
         validate_tenant(tenant)?;
+        self.note_read(&[tenant]).await?;
         let tenant = tenant.to_string();
         self.with_partitions(move |partitions| {
             let searchers = read::searchers(partitions, &tenant, days)?;
@@ -391,6 +423,7 @@ impl LogStore {
             commits: load(&counters.commits),
             writers_open: counters.writers_open.load(Ordering::Relaxed),
             writers_opened_total: load(&counters.writers_opened_total),
+            indexing_memory_bytes: counters.indexing_memory_bytes.load(Ordering::Relaxed),
             readers_open: shared.partitions.readers_open(),
             pending_ids: shared.pending.len(),
             sink_errors: load(&counters.sink_errors),
@@ -485,6 +518,7 @@ fn open_blocking(
         truncate_through: AtomicU64::new(0),
         wal_bytes: AtomicU64::new(0),
         wal_first_position: AtomicU64::new(0),
+        activity: SearchActivity::new(config.search_idle_after),
     });
     let tombstones = Tombstones::load(&root)?;
     let mut indexer = Indexer::new(Arc::clone(&shared), &config, tombstones)?;

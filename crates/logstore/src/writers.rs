@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::{Index, IndexWriter};
 
+use crate::config::LogStoreConfig;
 use crate::error::LogStoreError;
 use crate::partition::PartitionKey;
 use crate::wal::WalPosition;
@@ -26,26 +27,84 @@ pub(crate) struct OpenWriter {
     /// The first record with documents written and not yet committed (`None`: nothing to
     /// commit).
     pub first_uncommitted: Option<WalPosition>,
+    /// When the first uncommitted operation was written.
+    pub uncommitted_since: Option<Instant>,
+    /// The memory budget of each of its indexing threads.
+    pub thread_memory_bytes: usize,
+}
+
+impl OpenWriter {
+    /// Notes an operation of the record at `position`, written at `now`.
+    pub(crate) fn written(&mut self, position: WalPosition, now: Instant) {
+        self.first_uncommitted.get_or_insert(position);
+        self.uncommitted_since.get_or_insert(now);
+        self.last_used = now;
+    }
+
+    /// Notes a commit: nothing left to commit.
+    pub(crate) fn committed(&mut self) {
+        self.first_uncommitted = None;
+        self.uncommitted_since = None;
+    }
 }
 
 /// The open writers.
+///
+/// Memory: each writer keeps the share of the indexing budget it was opened with
+/// ([`LogStoreConfig::thread_memory_bytes`] of the writers open then; tantivy cannot change
+/// it). Before a record the indexer plans how many writers will be open ([`WriterPool::plan`])
+/// and closes the writers whose share is larger than that count allows, so the writers open
+/// never hold more than the budget; writers left with a quarter of what they could have now
+/// are closed between commits ([`WriterPool::undersized`]) and reopen with more.
 pub(crate) struct WriterPool {
     writers: HashMap<PartitionKey, OpenWriter>,
-    open_max: usize,
-    threads: usize,
-    thread_memory_bytes: usize,
+    /// The bounds: writers open, threads per writer, the memory budget.
+    config: LogStoreConfig,
+    /// The share of the writers opened next (set by `plan`).
+    planned_thread_bytes: usize,
     opened_total: u64,
 }
 
 impl WriterPool {
-    pub(crate) fn new(open_max: usize, threads: usize, thread_memory_bytes: usize) -> WriterPool {
+    pub(crate) fn new(config: &LogStoreConfig) -> WriterPool {
         WriterPool {
             writers: HashMap::new(),
-            open_max,
-            threads,
-            thread_memory_bytes,
+            config: config.clone(),
+            planned_thread_bytes: config.thread_memory_bytes(1),
             opened_total: 0,
         }
+    }
+
+    /// Plans for `writers` open writers: the writers opened next get that count's share, and
+    /// the returned writers, whose shares are larger, must be closed first.
+    pub(crate) fn plan(&mut self, writers: usize) -> Vec<PartitionKey> {
+        self.planned_thread_bytes = self.config.thread_memory_bytes(writers);
+        self.writers
+            .iter()
+            .filter(|(_, writer)| writer.thread_memory_bytes > self.planned_thread_bytes)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Writers with nothing to commit whose share is at most a quarter of what the writers
+    /// open now allow: closing them lets them reopen with a larger share.
+    pub(crate) fn undersized(&self) -> Vec<PartitionKey> {
+        let share = self.config.thread_memory_bytes(self.writers.len());
+        self.writers
+            .iter()
+            .filter(|(_, writer)| {
+                writer.first_uncommitted.is_none() && writer.thread_memory_bytes * 4 <= share
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// The indexing memory the open writers may use together.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.writers
+            .values()
+            .map(|writer| writer.thread_memory_bytes * self.config.indexing_threads_per_writer)
+            .sum()
     }
 
     pub(crate) fn get_mut(&mut self, key: &PartitionKey) -> Option<&mut OpenWriter> {
@@ -65,12 +124,12 @@ impl WriterPool {
     }
 
     pub(crate) fn open_max(&self) -> usize {
-        self.open_max
+        self.config.effective_writers_open_max()
     }
 
     /// More writers are open than `open_max` (possible while one record needs them all).
     pub(crate) fn is_over_limit(&self) -> bool {
-        self.writers.len() > self.open_max
+        self.writers.len() > self.open_max()
     }
 
     /// Opens a writer on `index`, by [`open_writer`]: so that tantivy neither loses a delete
@@ -80,9 +139,14 @@ impl WriterPool {
         key: &PartitionKey,
         index: &Index,
     ) -> Result<&mut OpenWriter, LogStoreError> {
+        // The planned share; smaller if the record opens more writers than planned (an upsert
+        // deleting in other partitions of its tenant).
+        let thread_memory_bytes = self
+            .planned_thread_bytes
+            .min(self.config.thread_memory_bytes(self.writers.len() + 1));
         let options = IndexWriterOptions::builder()
-            .memory_budget_per_thread(self.thread_memory_bytes)
-            .num_worker_threads(self.threads)
+            .memory_budget_per_thread(thread_memory_bytes)
+            .num_worker_threads(self.config.indexing_threads_per_writer)
             .num_merge_threads(WRITER_MERGE_THREADS)
             .build();
         let writer = open_writer(index, options).map_err(|e| LogStoreError::index(key, e))?;
@@ -91,6 +155,8 @@ impl WriterPool {
             writer,
             last_used: Instant::now(),
             first_uncommitted: None,
+            uncommitted_since: None,
+            thread_memory_bytes,
         }))
     }
 
@@ -119,12 +185,11 @@ impl WriterPool {
             .collect()
     }
 
-    /// Keys of writers with uncommitted operations.
-    pub(crate) fn uncommitted(&self) -> Vec<PartitionKey> {
+    /// Keys of writers with uncommitted operations, with when the first was written.
+    pub(crate) fn uncommitted(&self) -> Vec<(PartitionKey, Instant)> {
         self.writers
             .iter()
-            .filter(|(_, writer)| writer.first_uncommitted.is_some())
-            .map(|(key, _)| key.clone())
+            .filter_map(|(key, writer)| Some((key.clone(), writer.uncommitted_since?)))
             .collect()
     }
 
@@ -198,6 +263,15 @@ mod tests {
 
     use super::*;
 
+    /// One writer of one thread with tantivy's least memory.
+    fn small_pool_config() -> LogStoreConfig {
+        let mut config = LogStoreConfig::new("/tmp/unused");
+        config.writers_open_max = 1;
+        config.indexing_threads_per_writer = 1;
+        config.indexing_memory_budget_bytes = crate::THREAD_MEMORY_BYTES_MIN;
+        config
+    }
+
     /// Documents alive after: a writer commits `a`, then `b` and `c`, then deletes `b` (the
     /// segment of `b` and `c` records that commit's opstamp); a second writer, opened like
     /// `WriterPool::open` does or not, deletes `c` first, merges both segments (the one
@@ -230,7 +304,7 @@ mod tests {
         segments.sort_by_key(|segment| segment.has_deletes());
         let segment_ids: Vec<_> = segments.iter().map(|segment| segment.id()).collect();
 
-        let mut pool = WriterPool::new(1, 1, crate::THREAD_MEMORY_BYTES_MIN);
+        let mut pool = WriterPool::new(&small_pool_config());
         let key = PartitionKey {
             tenant: "web".to_string(),
             day: crate::Day::from_days_since_epoch(0),
@@ -301,7 +375,7 @@ mod tests {
             file.terminate().unwrap();
         }
 
-        let mut pool = WriterPool::new(1, 1, crate::THREAD_MEMORY_BYTES_MIN);
+        let mut pool = WriterPool::new(&small_pool_config());
         let key = PartitionKey {
             tenant: "web".to_string(),
             day: crate::Day::from_days_since_epoch(0),

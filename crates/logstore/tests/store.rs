@@ -23,12 +23,21 @@ async fn appended_documents_are_searchable_after_refresh() {
     assert_eq!(receipt.position, Some(1));
     assert_eq!(
         day_count(&store, "web", today()).await,
-        0,
-        "not committed yet"
+        50,
+        "the first read of a search-idle tenant commits its partitions first"
+    );
+    store
+        .append(documents("web", "more", today(), 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        day_count(&store, "web", today()).await,
+        50,
+        "search-active now: not committed before the commit interval"
     );
     store.refresh().await.unwrap();
-    assert_eq!(day_count(&store, "web", today()).await, 50);
-    assert_eq!(store.count("web", TimeRange::ALL).await.unwrap(), 50);
+    assert_eq!(day_count(&store, "web", today()).await, 55);
+    assert_eq!(store.count("web", TimeRange::ALL).await.unwrap(), 55);
     let partial = TimeRange {
         from_ms: today().start_ms() + 10_000,
         to_ms: today().start_ms() + 20_000,
@@ -631,5 +640,146 @@ async fn a_second_store_on_the_same_root_is_refused() {
         LogStore::open(second).await,
         Err(LogStoreError::Locked(_))
     ));
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_idle_tenants_commit_rarely_and_their_first_read_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.commit_interval = Duration::from_millis(20);
+    config.idle_commit_interval = Duration::from_secs(3600);
+    config.search_idle_after = Duration::from_secs(3600);
+    let store = open(config).await;
+    store
+        .append(documents("web", "idle", today(), 20))
+        .await
+        .unwrap();
+    // Many commit intervals pass: nobody reads "web", so nothing is committed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.stats().commits, 0, "a search-idle tenant waits");
+    assert_eq!(store.stats().pending_ids, 20);
+    // Its first read commits first, and sees everything acknowledged.
+    assert_eq!(day_count(&store, "web", today()).await, 20);
+    assert_eq!(store.stats().commits, 1);
+    // Search-active now: new documents become visible within the commit interval, unasked.
+    store
+        .append(documents("web", "active", today(), 5))
+        .await
+        .unwrap();
+    let mut visible = 0;
+    for _ in 0..500 {
+        visible = day_count(&store, "web", today()).await;
+        if visible == 25 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(visible, 25, "the periodic commit of an active tenant");
+    // Another tenant stays idle while "web" is read.
+    store
+        .append(documents("api", "idle", today(), 3))
+        .await
+        .unwrap();
+    let commits = store.stats().commits;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store.stats().commits,
+        commits,
+        "api is not read: not committed"
+    );
+    assert_eq!(day_count(&store, "api", today()).await, 3);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_log_commits_search_idle_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.wal_bytes_max = 256 << 10;
+    config.commit_interval = Duration::from_millis(20);
+    config.idle_commit_interval = Duration::from_secs(3600);
+    config.search_idle_after = Duration::from_secs(3600);
+    let store = open(config).await;
+    // Nobody reads, but the log passes half of its bound: the indexer commits so that the
+    // log can be truncated.
+    let mut appended = 0;
+    while store.stats().commits == 0 && store.stats().wal_bytes < 128 << 10 {
+        store
+            .append(documents("web", &format!("r{appended}"), today(), 10))
+            .await
+            .unwrap();
+        appended += 10;
+        if appended == 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(store.stats().commits, 0, "a small log: no commit");
+        }
+    }
+    eventually(
+        Duration::from_secs(5),
+        "a commit under log pressure",
+        || store.stats().commits > 0,
+    )
+    .await;
+    eventually(Duration::from_secs(5), "the log truncated", || {
+        store.stats().wal_bytes < 128 << 10
+    })
+    .await;
+    assert_eq!(day_count(&store, "web", today()).await, appended);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_share_the_memory_budget_by_how_many_are_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    let budget = 120_000_000;
+    config.indexing_memory_budget_bytes = budget;
+    config.writers_open_max = 8;
+    config.commit_interval = Duration::from_millis(20);
+    config.writer_idle_close = Duration::from_millis(300);
+    let store = open(config).await;
+    let memory = |store: &LogStore| {
+        let memory = store.stats().indexing_memory_bytes;
+        assert!(memory <= budget, "{memory} bytes over the budget");
+        memory
+    };
+    let append = |tenants: &'static [&'static str], prefix: String| {
+        let batch: Vec<_> = tenants
+            .iter()
+            .flat_map(|tenant| documents(tenant, &prefix, today(), 5))
+            .collect();
+        let store = &store;
+        async move { store.append(batch).await.unwrap() }
+    };
+    append(&["t0"], "a".into()).await;
+    store.refresh().await.unwrap();
+    assert_eq!(memory(&store), budget, "alone, a writer has it all");
+    // Two more writers: three open get a quarter each (the count rounded up to a power of
+    // two); the first one, opened with all of it, is committed and reopened with its quarter.
+    append(&["t1", "t2"], "a".into()).await;
+    store.refresh().await.unwrap();
+    assert_eq!(memory(&store), 2 * budget / 4);
+    append(&["t0"], "b".into()).await;
+    store.refresh().await.unwrap();
+    assert_eq!(memory(&store), 3 * budget / 4);
+    assert_eq!(store.stats().writers_opened_total, 4);
+    // t1 and t2 go idle and close; t0, written on and read (so committed every 20 ms), is
+    // then reopened with the whole budget.
+    assert_eq!(day_count(&store, "t0", today()).await, 10);
+    for round in 0..100 {
+        append(&["t0"], format!("c{round}")).await;
+        if store.stats().writers_open == 1 && memory(&store) == budget {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.stats().writers_open, 1);
+    assert_eq!(memory(&store), budget, "the last writer grew back");
+    store.refresh().await.unwrap();
+    for tenant in ["t1", "t2"] {
+        assert_eq!(day_count(&store, tenant, today()).await, 5, "{tenant}");
+    }
+    assert!(day_count(&store, "t0", today()).await > 10);
     store.shutdown().await.unwrap();
 }
