@@ -55,14 +55,16 @@
 //! - `id_exists` followed by `append` is not atomic: two concurrent `create`s of the same new
 //!   `_id` can both pass the check. Callers that need Elasticsearch's `create` exactly must
 //!   serialise creates of a tenant (they are rare: generated ids need no check).
-//! - Reads (`get`, `count`, `search_recent`, `with_searchers`) see committed data: up to
-//!   `commit_interval` behind, or call `refresh` first.
+//! - Reads (`get`, `count`, `search_recent`, `search`, `with_searchers`) see committed data:
+//!   up to `commit_interval` behind for a tenant read within `search_idle_after`; the first
+//!   read of another tenant commits its partitions first (`activity.rs`). `refresh` commits
+//!   everything.
 //! - Durability against power loss relies on the disk honouring `fdatasync`; the crash test
 //!   kills the process (SIGKILL), which proves replay, not the hardware.
 //!
 //! # Modules
 //!
-//! `config` (bounds), `document` (input types, validation), `day` (UTC days), `codec` (batch
+//! `config` (bounds), `activity` (search-idle tenants), `document` (input types, validation), `day` (UTC days), `codec` (batch
 //! encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
 //! (the seam for a second destination), `indexer` (writers, commits, exactly-once replay),
 //! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
