@@ -7,8 +7,8 @@
 //! partitions commit every `commit_interval`; the partitions of a *search-idle* tenant commit
 //! every `idle_commit_interval`, or sooner when the write-ahead log fills. A tenant that ships
 //! a lot and reads rarely then makes fewer, larger segments, and tantivy merges less. The first
-//! read of an idle tenant commits everything before it runs, so it sees every acknowledged
-//! document, as a refresh would.
+//! read of an idle tenant commits that tenant's partitions before it runs, so it sees every
+//! acknowledged document, as a refresh would.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

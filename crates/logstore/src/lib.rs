@@ -64,8 +64,8 @@
 //!
 //! # Modules
 //!
-//! `config` (bounds), `activity` (search-idle tenants), `document` (input types, validation), `day` (UTC days), `codec` (batch
-//! encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
+//! `config` (bounds), `activity` (search-idle tenants), `document` (input types, validation),
+//! `day` (UTC days), `codec` (batch encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
 //! (the seam for a second destination), `indexer` (writers, commits, exactly-once replay),
 //! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
 //! yet searchable), `retention` (cutoffs, tombstones), `read` (get, count, recent), `schema`

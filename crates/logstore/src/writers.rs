@@ -24,11 +24,9 @@ pub const WRITER_MERGE_THREADS: usize = 1;
 pub(crate) struct OpenWriter {
     pub writer: IndexWriter,
     pub last_used: Instant,
-    /// The first record with documents written and not yet committed (`None`: nothing to
-    /// commit).
-    pub first_uncommitted: Option<WalPosition>,
-    /// When the first uncommitted operation was written.
-    pub uncommitted_since: Option<Instant>,
+    /// The first record with operations not yet committed, and when it was written (`None`:
+    /// nothing to commit).
+    pub first_uncommitted: Option<(WalPosition, Instant)>,
     /// The memory budget of each of its indexing threads.
     pub thread_memory_bytes: usize,
 }
@@ -36,15 +34,13 @@ pub(crate) struct OpenWriter {
 impl OpenWriter {
     /// Notes an operation of the record at `position`, written at `now`.
     pub(crate) fn written(&mut self, position: WalPosition, now: Instant) {
-        self.first_uncommitted.get_or_insert(position);
-        self.uncommitted_since.get_or_insert(now);
+        self.first_uncommitted.get_or_insert((position, now));
         self.last_used = now;
     }
 
     /// Notes a commit: nothing left to commit.
     pub(crate) fn committed(&mut self) {
         self.first_uncommitted = None;
-        self.uncommitted_since = None;
     }
 }
 
@@ -155,7 +151,6 @@ impl WriterPool {
             writer,
             last_used: Instant::now(),
             first_uncommitted: None,
-            uncommitted_since: None,
             thread_memory_bytes,
         }))
     }
@@ -189,7 +184,7 @@ impl WriterPool {
     pub(crate) fn uncommitted(&self) -> Vec<(PartitionKey, Instant)> {
         self.writers
             .iter()
-            .filter_map(|(key, writer)| Some((key.clone(), writer.uncommitted_since?)))
+            .filter_map(|(key, writer)| Some((key.clone(), writer.first_uncommitted?.1)))
             .collect()
     }
 
@@ -197,7 +192,7 @@ impl WriterPool {
     pub(crate) fn oldest_uncommitted(&self) -> Option<WalPosition> {
         self.writers
             .values()
-            .filter_map(|writer| writer.first_uncommitted)
+            .filter_map(|writer| Some(writer.first_uncommitted?.0))
             .min()
     }
 

@@ -643,14 +643,20 @@ async fn a_second_store_on_the_same_root_is_refused() {
     store.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_idle_tenants_commit_rarely_and_their_first_read_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
+/// Search-active tenants commit every 20 ms; a tenant stays active (once read) or idle (until
+/// read) for the whole test, and idle ones never commit by time.
+fn search_idle_config(root: &std::path::Path) -> caravan_logstore::LogStoreConfig {
+    let mut config = config(root);
     config.commit_interval = Duration::from_millis(20);
     config.idle_commit_interval = Duration::from_secs(3600);
     config.search_idle_after = Duration::from_secs(3600);
-    let store = open(config).await;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_idle_tenants_commit_rarely_and_their_first_read_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(search_idle_config(dir.path())).await;
     store
         .append(documents("web", "idle", today(), 20))
         .await
@@ -695,11 +701,8 @@ async fn search_idle_tenants_commit_rarely_and_their_first_read_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filling_log_commits_search_idle_tenants() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
+    let mut config = search_idle_config(dir.path());
     config.wal_bytes_max = 256 << 10;
-    config.commit_interval = Duration::from_millis(20);
-    config.idle_commit_interval = Duration::from_secs(3600);
-    config.search_idle_after = Duration::from_secs(3600);
     let store = open(config).await;
     // Nobody reads, but the log passes half of its bound: the indexer commits so that the
     // log can be truncated.
