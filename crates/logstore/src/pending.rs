@@ -8,7 +8,9 @@
 //! record may be truncated.
 //!
 //! Cost: one hash insert per document on the acknowledgement path (tens of nanoseconds); a
-//! lookup is one hash probe.
+//! lookup is one hash probe. The ids are hashed with foldhash, seeded at random per process:
+//! SipHash took a third of the log thread's time (BENCHMARKS.md), and a random seed keeps
+//! clients from choosing `_id`s that collide.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,8 +20,11 @@ use crate::document::LogDocument;
 use crate::partition::PartitionKey;
 use crate::wal::WalPosition;
 
+/// The pending ids of one tenant, with the partition and operation that wrote them.
+type Ids = HashMap<String, (Day, WalPosition), foldhash::fast::RandomState>;
+
 /// Per tenant: each pending id, with the partition and operation that wrote it.
-type IdsByTenant = HashMap<String, HashMap<String, (Day, WalPosition)>>;
+type IdsByTenant = HashMap<String, Ids>;
 
 /// Acknowledged ids per tenant, with the partition and operation that wrote them.
 #[derive(Default)]
@@ -43,7 +48,7 @@ impl PendingIds {
         while index < documents.len() {
             let tenant = &documents[index].tenant;
             if !tenants.contains_key(tenant) {
-                tenants.insert(tenant.clone(), HashMap::new());
+                tenants.insert(tenant.clone(), Ids::default());
             }
             let Some(ids) = tenants.get_mut(tenant) else {
                 return;
@@ -96,7 +101,7 @@ impl PendingIds {
 
     /// Ids held.
     pub(crate) fn len(&self) -> usize {
-        self.lock().values().map(HashMap::len).sum()
+        self.lock().values().map(Ids::len).sum()
     }
 }
 

@@ -115,8 +115,19 @@ pub(crate) fn parse<'a>(
     // Two lines per item in the common case: one allocation instead of a dozen regrowths.
     let newlines = body.iter().filter(|&&b| b == b'\n').count();
     let mut items = Vec::with_capacity(newlines / 2 + 1);
+    // Shippers repeat one action line for every document (`{"create":{"_index":"app-logs"}}`):
+    // an action line equal to the previous one is not parsed again.
+    let mut previous: Option<(&[u8], Action)> = None;
     while let Some((line_number, line)) = lines.next() {
-        match parse_action(line, line_number, default_index) {
+        let parsed = match &previous {
+            Some((previous_line, action)) if *previous_line == line => Ok(action.clone()),
+            _ => {
+                let parsed = parse_action(line, line_number, default_index);
+                previous = parsed.as_ref().ok().map(|action| (line, action.clone()));
+                parsed
+            }
+        };
+        match parsed {
             Ok((action, index, id)) => {
                 let source = if action == BulkAction::Delete {
                     None
@@ -222,6 +233,25 @@ mod tests {
         let third = items[2].as_ref().unwrap();
         assert_eq!(third.action, BulkAction::Delete);
         assert_eq!(third.source, None);
+    }
+
+    #[test]
+    fn repeated_action_lines_give_the_same_items() {
+        let body = b"{\"create\":{\"_index\":\"app\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":2}\n{\"create\":{\"_index\":\"app\",\"_id\":\"x\"}}\n{\"a\":3}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":4}\n";
+        let items: Vec<_> = parse(body, None).into_iter().map(Result::unwrap).collect();
+        let seen: Vec<_> = items
+            .iter()
+            .map(|item| (item.line, item.index.as_deref(), item.id.as_deref(), item.source))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, Some("app"), None, Some(&b"{\"a\":1}"[..])),
+                (3, Some("app"), None, Some(&b"{\"a\":2}"[..])),
+                (5, Some("app"), Some("x"), Some(&b"{\"a\":3}"[..])),
+                (7, Some("app"), None, Some(&b"{\"a\":4}"[..])),
+            ]
+        );
     }
 
     #[test]
