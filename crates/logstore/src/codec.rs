@@ -16,74 +16,92 @@ use crate::document::{FieldValue, LogDocument, WriteMode};
 /// The encoding's version byte; a reader refuses any other.
 const VERSION: u8 = 1;
 
+/// Bytes of the batch header (version and count).
+pub(crate) const HEADER_BYTES: u64 = 1 + 4;
+
 /// Bytes needed to encode `documents` (exact).
+#[cfg(test)]
 pub(crate) fn encoded_len(documents: &[LogDocument]) -> u64 {
-    let mut len = 1 + 4;
-    for document in documents {
-        len += 1 + (1 + document.tenant.len()) + (2 + document.id.len()) + 8;
-        len += 4 + document.source.len() + 4;
-        for (key, value) in &document.fields {
-            len += 2 + key.len() + 1;
-            len += match value {
-                FieldValue::Keyword(text) | FieldValue::Text(text) => 4 + text.len(),
-                FieldValue::Long(_) | FieldValue::Double(_) | FieldValue::Date(_) => 8,
-                FieldValue::Boolean(_) => 1,
-            };
-        }
+    HEADER_BYTES + documents.iter().map(document_len).sum::<usize>() as u64
+}
+
+/// Bytes needed to encode one document (exact).
+pub(crate) fn document_len(document: &LogDocument) -> usize {
+    let mut len = 1 + (1 + document.tenant.len()) + (2 + document.id.len()) + 8;
+    len += 4 + document.source.len() + 4;
+    for (key, value) in &document.fields {
+        len += 2 + key.len() + 1;
+        len += match value {
+            FieldValue::Keyword(text) | FieldValue::Text(text) => 4 + text.len(),
+            FieldValue::Long(_) | FieldValue::Double(_) | FieldValue::Date(_) => 8,
+            FieldValue::Boolean(_) => 1,
+        };
     }
-    len as u64
+    len
 }
 
 /// Appends the encoding of `documents` to `out`.
+#[cfg(test)]
+pub(crate) fn encode(documents: &[LogDocument], out: &mut Vec<u8>) {
+    encode_header(documents.len(), out);
+    for document in documents {
+        encode_document(document, out);
+    }
+}
+
+/// Appends the batch header: the encoding's version and the number of documents that follow.
+pub(crate) fn encode_header(documents: usize, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    put_u32(out, documents);
+}
+
+/// Appends the encoding of one document of a batch.
 ///
 /// Every length fits its prefix: tenants, ids and keys are validated before (63, 512 and 256
-/// bytes), and a batch is refused unless its [`encoded_len`] is at most
-/// `wal::RECORD_BYTES_MAX` (1 GiB), so no source or value reaches 4 GiB. Should one ever
-/// not fit, the prefix saturates and the record fails to decode: it never wraps silently.
-pub(crate) fn encode(documents: &[LogDocument], out: &mut Vec<u8>) {
-    out.push(VERSION);
-    put_u32(out, documents.len());
-    for document in documents {
-        out.push(match document.mode {
-            WriteMode::Create => 0,
-            WriteMode::Upsert => 1,
-        });
-        out.push(u8::try_from(document.tenant.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(document.tenant.as_bytes());
-        put_str16(out, &document.id);
-        out.extend_from_slice(&document.timestamp_ms.to_le_bytes());
-        put_u32(out, document.source.len());
-        out.extend_from_slice(&document.source);
-        put_u32(out, document.fields.len());
-        for (key, value) in &document.fields {
-            put_str16(out, key);
-            match value {
-                FieldValue::Keyword(text) => {
-                    out.push(0);
-                    put_u32(out, text.len());
-                    out.extend_from_slice(text.as_bytes());
-                }
-                FieldValue::Text(text) => {
-                    out.push(1);
-                    put_u32(out, text.len());
-                    out.extend_from_slice(text.as_bytes());
-                }
-                FieldValue::Long(value) => {
-                    out.push(2);
-                    out.extend_from_slice(&value.to_le_bytes());
-                }
-                FieldValue::Double(value) => {
-                    out.push(3);
-                    out.extend_from_slice(&value.to_bits().to_le_bytes());
-                }
-                FieldValue::Boolean(value) => {
-                    out.push(4);
-                    out.push(u8::from(*value));
-                }
-                FieldValue::Date(value) => {
-                    out.push(5);
-                    out.extend_from_slice(&value.to_le_bytes());
-                }
+/// bytes), and a batch is refused unless its encoding is at most `wal::RECORD_BYTES_MAX`
+/// (1 GiB), so no source or value reaches 4 GiB. Should one ever not fit, the prefix
+/// saturates and the record fails to decode: it never wraps silently.
+pub(crate) fn encode_document(document: &LogDocument, out: &mut Vec<u8>) {
+    out.reserve(document_len(document));
+    out.push(match document.mode {
+        WriteMode::Create => 0,
+        WriteMode::Upsert => 1,
+    });
+    out.push(u8::try_from(document.tenant.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(document.tenant.as_bytes());
+    put_str16(out, &document.id);
+    out.extend_from_slice(&document.timestamp_ms.to_le_bytes());
+    put_u32(out, document.source.len());
+    out.extend_from_slice(&document.source);
+    put_u32(out, document.fields.len());
+    for (key, value) in &document.fields {
+        put_str16(out, key);
+        match value {
+            FieldValue::Keyword(text) => {
+                out.push(0);
+                put_u32(out, text.len());
+                out.extend_from_slice(text.as_bytes());
+            }
+            FieldValue::Text(text) => {
+                out.push(1);
+                put_u32(out, text.len());
+                out.extend_from_slice(text.as_bytes());
+            }
+            FieldValue::Long(value) => {
+                out.push(2);
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+            FieldValue::Double(value) => {
+                out.push(3);
+                out.extend_from_slice(&value.to_bits().to_le_bytes());
+            }
+            FieldValue::Boolean(value) => {
+                out.push(4);
+                out.push(u8::from(*value));
+            }
+            FieldValue::Date(value) => {
+                out.push(5);
+                out.extend_from_slice(&value.to_le_bytes());
             }
         }
     }

@@ -40,15 +40,15 @@ use tantivy::schema::IndexRecordOption;
 use tokio::sync::oneshot;
 
 use crate::activity::SearchActivity;
+use crate::batch::PreparedDocument;
 use crate::config::LogStoreConfig;
 use crate::day::Day;
-use crate::document::{LogDocument, WriteMode};
+use crate::document::WriteMode;
 use crate::error::LogStoreError;
 use crate::partition::{DroppedPartition, PartitionKey, Partitions, commit_payload};
 use crate::pending::PendingIds;
 use crate::retention::Tombstones;
 use crate::schema::LogSchema;
-use crate::sink::{DurableBatch, LogSink};
 use crate::wal::WalPosition;
 use crate::writers::{OpenWriter, WriterPool};
 
@@ -108,7 +108,8 @@ pub(crate) struct Counters {
 
 /// What the indexer thread is asked to do.
 pub(crate) enum IndexerMessage {
-    Batch(Arc<DurableBatch>),
+    /// A durable record's documents.
+    Batch(WalPosition, Vec<PreparedDocument>),
     /// Commit the partitions of these tenants (all: `None`).
     Refresh(
         Option<Vec<String>>,
@@ -129,20 +130,21 @@ pub(crate) enum DropRequest {
     Tenant(String),
 }
 
-/// The tantivy indexer as the first [`LogSink`]: it enqueues the batch for the indexer thread
-/// (waiting when the queue is full, which is the backpressure path).
+/// The way to the indexer thread: it enqueues durable batches (waiting when the queue is full,
+/// which is the backpressure path).
 pub(crate) struct IndexerSink {
     pub sender: SyncSender<IndexerMessage>,
 }
 
-impl LogSink for IndexerSink {
-    fn name(&self) -> &str {
-        "tantivy"
-    }
-
-    fn accept(&self, batch: &Arc<DurableBatch>) -> Result<(), LogStoreError> {
+impl IndexerSink {
+    /// Enqueues the documents of the durable record at `position`.
+    pub(crate) fn send(
+        &self,
+        position: WalPosition,
+        documents: Vec<PreparedDocument>,
+    ) -> Result<(), LogStoreError> {
         self.sender
-            .send(IndexerMessage::Batch(Arc::clone(batch)))
+            .send(IndexerMessage::Batch(position, documents))
             .map_err(|_| LogStoreError::Unavailable("the indexer thread has stopped".to_string()))
     }
 }
@@ -224,34 +226,31 @@ impl Indexer {
     pub(crate) fn apply(
         &mut self,
         position: WalPosition,
-        documents: &[LogDocument],
+        documents: Vec<PreparedDocument>,
     ) -> Result<u64, LogStoreError> {
         debug_assert!(position > self.completed);
-        let needed = partitions_of(documents);
+        let needed = partitions_of(&documents);
         self.make_room(&needed)?;
         let now = Instant::now();
-        let mut key = PartitionKey {
-            tenant: String::new(),
-            day: Day::from_days_since_epoch(0),
-        };
         let (mut applied, mut skipped) = (0u64, 0u64);
         for document in documents {
-            if key.tenant != document.tenant {
-                key.tenant.clone_from(&document.tenant);
-            }
-            key.day = document.day();
-            if document.mode == WriteMode::Upsert {
-                self.delete_everywhere(&document.tenant, &document.id, position)?;
+            let PreparedDocument {
+                key,
+                id,
+                mode,
+                tantivy,
+            } = document;
+            if mode == WriteMode::Upsert {
+                self.delete_everywhere(&key.tenant, &id, position)?;
             }
             if position < self.floor(&key) {
                 skipped += 1;
                 continue;
             }
-            let tantivy_document = self.schema.to_tantivy(document);
             let writer = self.writer(&key)?;
             writer
                 .writer
-                .add_document(tantivy_document)
+                .add_document(tantivy)
                 .map_err(|e| LogStoreError::index(&key, e))?;
             writer.written(position, now);
             applied += 1;
@@ -545,8 +544,8 @@ impl Indexer {
         loop {
             let timeout = next_tick.saturating_duration_since(Instant::now());
             let result = match messages.recv_timeout(timeout) {
-                Ok(IndexerMessage::Batch(batch)) => {
-                    self.apply(batch.position, &batch.documents).map(|_| ())
+                Ok(IndexerMessage::Batch(position, documents)) => {
+                    self.apply(position, documents).map(|_| ())
                 }
                 Ok(IndexerMessage::Refresh(tenants, reply)) => match self.commit_where(|key, _| {
                     tenants
@@ -598,26 +597,16 @@ impl Indexer {
 }
 
 /// The distinct partitions of a batch, in order of first appearance.
-pub(crate) fn partitions_of(documents: &[LogDocument]) -> Vec<PartitionKey> {
-    let mut keys: Vec<PartitionKey> = Vec::new();
-    for document in documents {
-        let day = document.day();
+pub(crate) fn partitions_of(documents: &[PreparedDocument]) -> Vec<PartitionKey> {
+    let mut keys: Vec<&PartitionKey> = Vec::new();
+    for PreparedDocument { key, .. } in documents {
         // Batches are usually of one partition: compare with the last one before searching.
-        if keys
-            .last()
-            .is_some_and(|key| key.day == day && key.tenant == document.tenant)
-        {
+        if keys.last().is_some_and(|last| *last == key) {
             continue;
         }
-        if !keys
-            .iter()
-            .any(|key| key.day == day && key.tenant == document.tenant)
-        {
-            keys.push(PartitionKey {
-                tenant: document.tenant.clone(),
-                day,
-            });
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
-    keys
+    keys.into_iter().cloned().collect()
 }

@@ -17,12 +17,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::codec;
-use crate::document::LogDocument;
+use crate::batch::AppendBatch;
 use crate::error::LogStoreError;
 use crate::indexer::{IndexerSink, Shared};
 use crate::sink::{DurableBatch, LogSink};
-use crate::wal::{RECORD_HEADER_BYTES, Wal, WalPosition};
+use crate::wal::{Wal, WalPosition};
 
 /// Bytes of records one group commit writes at most; the rest waits for the next group. Bounds
 /// the memory of a group and the latency of its fsync.
@@ -48,8 +47,8 @@ pub(crate) enum WalMessage {
 }
 
 pub(crate) struct AppendRequest {
-    pub documents: Vec<LogDocument>,
-    /// `codec::encoded_len` of the documents plus the record header.
+    pub batch: AppendBatch,
+    /// `AppendBatch::record_bytes`.
     pub record_bytes: u64,
     pub reply: oneshot::Sender<Result<AppendReceipt, LogStoreError>>,
 }
@@ -126,7 +125,7 @@ impl WalThread {
                 let _ = request.reply.send(Err(wal_full(used, self.wal_bytes_max)));
                 continue;
             }
-            let position = encoder.push(|out| codec::encode(&request.documents, out));
+            let position = encoder.push(|out| request.batch.write_record(out));
             accepted.push((position, request));
         }
         if !accepted.is_empty() {
@@ -164,32 +163,52 @@ impl WalThread {
             .wal_records
             .fetch_add(accepted.len() as u64, Ordering::Relaxed);
         for (position, request) in &accepted {
-            self.shared.pending.insert(*position, &request.documents);
+            self.shared
+                .pending
+                .insert(*position, request.batch.documents());
         }
         for (position, request) in accepted {
-            let documents = request.documents.len();
+            let AppendRequest { batch, reply, .. } = request;
+            let documents = batch.len();
             counters
                 .documents_appended
                 .fetch_add(documents as u64, Ordering::Relaxed);
-            let batch = Arc::new(DurableBatch {
-                position,
-                documents: request.documents,
-            });
+            if !self.sinks.is_empty() {
+                self.hand_to_sinks(position, &batch);
+            }
             // The batch is durable whatever happens next: a failed indexer is replayed at the
             // next open, so the append is acknowledged and the store stops taking writes.
-            if let Err(error) = self.indexer.accept(&batch) {
+            if let Err(error) = self.indexer.send(position, batch.into_documents()) {
                 self.shared.fail("handing a batch to the indexer", &error);
             }
-            for sink in &self.sinks {
-                if let Err(error) = sink.accept(&batch) {
-                    counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(sink = sink.name(), %error, position, "sink refused a durable batch");
-                }
-            }
-            let _ = request.reply.send(Ok(AppendReceipt {
+            let _ = reply.send(Ok(AppendReceipt {
                 position: Some(position),
                 documents,
             }));
+        }
+    }
+
+    /// Hands a durable batch to the additional sinks, as the documents that were appended.
+    fn hand_to_sinks(&self, position: WalPosition, batch: &AppendBatch) {
+        let counters = &self.shared.counters;
+        let documents = match batch.decode() {
+            Ok(documents) => documents,
+            Err(reason) => {
+                // The encoding was written by this process a moment ago: a bug, not bad input.
+                counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%reason, position, "a durable batch does not decode; sinks skip it");
+                return;
+            }
+        };
+        let batch = Arc::new(DurableBatch {
+            position,
+            documents,
+        });
+        for sink in &self.sinks {
+            if let Err(error) = sink.accept(&batch) {
+                counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(sink = sink.name(), %error, position, "sink refused a durable batch");
+            }
         }
     }
 
@@ -228,9 +247,4 @@ pub(crate) fn wal_full(used_bytes: u64, max_bytes: u64) -> LogStoreError {
     LogStoreError::Backpressure(format!(
         "write-ahead log is full ({used_bytes} of {max_bytes} bytes): indexing has not yet committed older records"
     ))
-}
-
-/// Bytes a batch takes in the log.
-pub(crate) fn record_bytes(documents: &[LogDocument]) -> u64 {
-    codec::encoded_len(documents) + RECORD_HEADER_BYTES
 }

@@ -65,7 +65,7 @@
 //! # Modules
 //!
 //! `config` (bounds), `activity` (search-idle tenants), `document` (input types, validation),
-//! `day` (UTC days), `codec` (batch encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
+//! `day` (UTC days), `batch` (appends prepared on the caller's thread), `codec` (batch encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
 //! (the seam for a second destination), `indexer` (writers, commits, exactly-once replay),
 //! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
 //! yet searchable), `retention` (cutoffs, tombstones), `read` (get, count, recent), `schema`
@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 
 mod activity;
+mod batch;
 mod codec;
 mod config;
 mod day;
@@ -93,6 +94,7 @@ mod store;
 mod wal;
 mod writers;
 
+pub use batch::AppendBatch;
 pub use config::{
     INDEXING_THREADS_PER_WRITER_MAX, LogStoreConfig, THREAD_MEMORY_BYTES_MAX,
     THREAD_MEMORY_BYTES_MIN,

@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::batch::PreparedDocument;
 use crate::day::Day;
-use crate::document::LogDocument;
 use crate::partition::PartitionKey;
 use crate::wal::WalPosition;
 
@@ -41,20 +41,20 @@ impl PendingIds {
     }
 
     /// Records the ids of a durable batch.
-    pub(crate) fn insert(&self, position: WalPosition, documents: &[LogDocument]) {
+    pub(crate) fn insert(&self, position: WalPosition, documents: &[PreparedDocument]) {
         let mut tenants = self.lock();
         let mut index = 0;
         // Batches are usually of one tenant: look the tenant up once per run of documents.
         while index < documents.len() {
-            let tenant = &documents[index].tenant;
+            let tenant = &documents[index].key.tenant;
             if !tenants.contains_key(tenant) {
                 tenants.insert(tenant.clone(), Ids::default());
             }
             let Some(ids) = tenants.get_mut(tenant) else {
                 return;
             };
-            while let Some(document) = documents.get(index).filter(|d| d.tenant == *tenant) {
-                ids.insert(document.id.clone(), (document.day(), position));
+            while let Some(document) = documents.get(index).filter(|d| d.key.tenant == *tenant) {
+                ids.insert(document.id.clone(), (document.key.day, position));
                 index += 1;
             }
         }
@@ -108,17 +108,19 @@ impl PendingIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::WriteMode;
+    use crate::document::{LogDocument, WriteMode};
+    use crate::schema::LogSchema;
 
-    fn document(tenant: &str, id: &str, day: i32) -> LogDocument {
-        LogDocument {
+    fn document(tenant: &str, id: &str, day: i32) -> PreparedDocument {
+        let document = LogDocument {
             tenant: tenant.to_string(),
             id: id.to_string(),
             timestamp_ms: Day::from_days_since_epoch(day).start_ms(),
             source: vec![],
             fields: vec![],
             mode: WriteMode::Create,
-        }
+        };
+        PreparedDocument::new(&LogSchema::new(), document)
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The seam for more destinations: a `LogSink` receives every durable batch, in log order.
 //!
-//! The tantivy indexer is the first sink (`indexer::IndexerSink`). A second one, forwarding to
-//! an Elasticsearch or OpenSearch cluster for teams that outgrow one machine, implements this
-//! trait and is passed to [`crate::LogStore::open_with_sinks`].
+//! The local tantivy indexes take the prepared documents directly (`batch.rs`, `indexer.rs`).
+//! An additional destination, such as forwarding to an Elasticsearch or OpenSearch cluster for
+//! teams that outgrow one machine, implements this trait and is passed to
+//! [`crate::LogStore::open_with_sinks`]; it receives each batch as the documents appended,
+//! decoded from the write-ahead-log record (only when such a sink exists).
 //!
 //! Contract:
 //! - `accept` runs on the write-ahead-log thread right after the group's fsync and before the

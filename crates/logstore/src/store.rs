@@ -19,16 +19,17 @@ use tantivy::Searcher;
 use tokio::sync::oneshot;
 
 use crate::activity::SearchActivity;
+use crate::batch::{AppendBatch, PreparedDocument};
 use crate::codec;
 use crate::config::LogStoreConfig;
 use crate::day::Day;
-use crate::document::{LogDocument, StoredLog, TimeRange, validate_document, validate_tenant};
+use crate::document::{LogDocument, StoredLog, TimeRange, validate_tenant};
 use crate::error::LogStoreError;
 use crate::indexer::{
     Counters, DropRequest, Indexer, IndexerMessage, IndexerSink, PARTITIONS_PER_BATCH_MAX, Shared,
     partitions_of,
 };
-use crate::ingest::{AppendReceipt, AppendRequest, WalMessage, WalThread, record_bytes, wal_full};
+use crate::ingest::{AppendReceipt, AppendRequest, WalMessage, WalThread, wal_full};
 use crate::partition::{DroppedPartition, PartitionInfo, PartitionKey, Partitions};
 use crate::pending::PendingIds;
 use crate::read;
@@ -119,21 +120,37 @@ impl LogStore {
     /// [`crate::PARTITIONS_PER_BATCH_MAX`] tenant-days, with `Backpressure` when the
     /// write-ahead log or the append queue is full. If the returned future is dropped before
     /// it completes, the batch may or may not have been written.
+    ///
+    /// The documents are prepared on the calling thread; a caller that builds many documents
+    /// prepares each as it builds it with [`LogStore::batch`] and [`LogStore::append_batch`].
     pub async fn append(
         &self,
         documents: Vec<LogDocument>,
     ) -> Result<AppendReceipt, LogStoreError> {
+        let mut batch = self.batch();
+        for document in documents {
+            batch.push(document)?;
+        }
+        self.append_batch(batch).await
+    }
+
+    /// An empty batch to fill with [`AppendBatch::push`]: each document is validated, encoded
+    /// for the write-ahead log and converted for tantivy as it is pushed, on the caller's
+    /// thread (see `batch.rs`).
+    pub fn batch(&self) -> AppendBatch {
+        AppendBatch::new(self.inner.shared.partitions.schema().clone())
+    }
+
+    /// Appends a prepared batch, as [`LogStore::append`] does.
+    pub async fn append_batch(&self, batch: AppendBatch) -> Result<AppendReceipt, LogStoreError> {
         self.check_writable()?;
-        if documents.is_empty() {
+        if batch.is_empty() {
             return Ok(AppendReceipt {
                 position: None,
                 documents: 0,
             });
         }
-        for document in &documents {
-            validate_document(document)?;
-        }
-        let partitions = partitions_of(&documents).len();
+        let partitions = partitions_of(batch.documents()).len();
         if partitions > PARTITIONS_PER_BATCH_MAX {
             return Err(LogStoreError::TooManyPartitions {
                 partitions,
@@ -141,11 +158,11 @@ impl LogStore {
             });
         }
         let config = &self.inner.config;
-        let bytes = record_bytes(&documents);
+        let bytes = batch.record_bytes();
         let record_bytes_max = config.wal_bytes_max.min(RECORD_BYTES_MAX);
         if bytes > record_bytes_max {
             return Err(LogStoreError::BatchTooLarge {
-                documents: documents.len(),
+                documents: batch.len(),
                 bytes,
                 max_bytes: record_bytes_max,
             });
@@ -156,7 +173,7 @@ impl LogStore {
         }
         let (reply, receipt) = oneshot::channel();
         let request = AppendRequest {
-            documents,
+            batch,
             record_bytes: bytes,
             reply,
         };
@@ -509,7 +526,7 @@ fn open_blocking(
     fs::create_dir_all(&root).map_err(|e| LogStoreError::io("create log store root", &root, e))?;
     let root_lock = lock_root(&root, config.root_lock_wait)?;
     let schema = LogSchema::new();
-    let partitions = Partitions::open(&root, schema, config.readers_open_max)?;
+    let partitions = Partitions::open(&root, schema.clone(), config.readers_open_max)?;
     let shared = Arc::new(Shared {
         partitions,
         pending: PendingIds::default(),
@@ -539,7 +556,11 @@ fn open_blocking(
                     position,
                     reason,
                 })?;
-            replayed += indexer.apply(position, &documents)?;
+            let documents = documents
+                .into_iter()
+                .map(|document| PreparedDocument::new(&schema, document))
+                .collect();
+            replayed += indexer.apply(position, documents)?;
             Ok(())
         },
     )?;

@@ -241,7 +241,14 @@ mod tests {
         let items: Vec<_> = parse(body, None).into_iter().map(Result::unwrap).collect();
         let seen: Vec<_> = items
             .iter()
-            .map(|item| (item.line, item.index.as_deref(), item.id.as_deref(), item.source))
+            .map(|item| {
+                (
+                    item.line,
+                    item.index.as_deref(),
+                    item.id.as_deref(),
+                    item.source,
+                )
+            })
             .collect();
         assert_eq!(
             seen,

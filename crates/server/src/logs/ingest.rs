@@ -5,8 +5,10 @@
 //!    tenant, check access and the daily quota, and normalise each document against the
 //!    dictionary in force for its tenant. Every item gets a slot in the answer; a bad item fails
 //!    alone, with its line number.
-//! 2. append the accepted documents to the log store in one call, which returns once they are
-//!    durable (write-ahead log fsync'd, group-committed across concurrent requests);
+//!    Each accepted document is pushed to the log store's batch as it is normalised (validated,
+//!    encoded for the write-ahead log and converted for tantivy on this thread);
+//! 2. append the batch to the log store in one call, which returns once it is durable
+//!    (write-ahead log fsync'd, group-committed across concurrent requests);
 //! 3. account for every item, refresh if asked, and answer `{took, errors, items}`.
 
 use std::io::Read;
@@ -15,7 +17,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
-use caravan_logstore::{LogDocument, LogStoreError, WriteMode};
+use caravan_logstore::{AppendBatch, LogDocument, LogStoreError, WriteMode};
 use caravan_normalize::{Limits, Normalized};
 use caravan_schema::Dictionary;
 use caravan_store::ControlStore;
@@ -169,7 +171,8 @@ struct NormalizedSummary {
 /// The outcome of the blocking step.
 struct Prepared {
     slots: Vec<Slot>,
-    documents: Vec<LogDocument>,
+    /// The accepted documents, prepared for the log store as they were normalised.
+    batch: AppendBatch,
     day: String,
 }
 
@@ -261,7 +264,7 @@ pub(crate) async fn ingest(
 
     let Prepared {
         mut slots,
-        documents,
+        mut batch,
         day,
     } = prepared;
     let logstore = state.logstore();
@@ -290,21 +293,19 @@ pub(crate) async fn ingest(
             ));
         }
     }
-    let mut keep = vec![false; documents.len()];
+    let mut keep = vec![false; batch.len()];
     for slot in &slots {
         if let Slot::Accepted { document, .. } = slot {
             keep[*document] = true;
         }
     }
-    let documents: Vec<LogDocument> = documents
-        .into_iter()
-        .zip(&keep)
-        .filter_map(|(d, keep)| keep.then_some(d))
-        .collect();
-    let append_error = if documents.is_empty() {
+    if keep.contains(&false) {
+        batch.retain(|index| keep[index]);
+    }
+    let append_error = if batch.is_empty() {
         None
     } else {
-        logstore.append(documents).await.err()
+        logstore.append_batch(batch).await.err()
     };
 
     let usage = state.usage();
@@ -452,7 +453,8 @@ fn prepare_items<'b>(
     let mut pending_bytes: std::collections::HashMap<TenantName, u64> = Default::default();
     let mut batch_ids: std::collections::HashSet<(TenantName, String)> = Default::default();
     let mut slots = Vec::with_capacity(items.len());
-    let mut documents = Vec::with_capacity(items.len());
+    let mut batch = context.state.logstore().batch();
+    batch.reserve(items.len());
     for parsed in items {
         let item = match parsed {
             Ok(item) => item,
@@ -476,15 +478,11 @@ fn prepare_items<'b>(
             &day,
             &mut pending_bytes,
             &mut batch_ids,
-            &mut documents,
+            &mut batch,
         );
         slots.push(slot);
     }
-    Prepared {
-        slots,
-        documents,
-        day,
-    }
+    Prepared { slots, batch, day }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -496,7 +494,7 @@ fn prepare_item(
     day: &str,
     pending_bytes: &mut std::collections::HashMap<TenantName, u64>,
     batch_ids: &mut std::collections::HashSet<(TenantName, String)>,
-    documents: &mut Vec<LogDocument>,
+    batch: &mut AppendBatch,
 ) -> Slot {
     let line = item.line;
     let fail = |status, kind, reason: String| {
@@ -629,7 +627,6 @@ fn prepare_item(
         }
         None => (context.ids.next(), false),
     };
-    *pending += bytes;
     let summary = NormalizedSummary {
         coerced: normalized.coerced_values > 0,
         ignored_values: normalized.ignored.len() as u64,
@@ -640,7 +637,16 @@ fn prepare_item(
     } else {
         WriteMode::Create
     };
-    documents.push(to_document(&tenant, &id, normalized, mode));
+    // Prepared for the store now, while the document is in this thread's cache.
+    if let Err(error) = batch.push(to_document(&tenant, &id, normalized, mode)) {
+        record_rejection("invalid_document");
+        return fail(
+            400,
+            "illegal_argument_exception",
+            format!("line {line}: {error}"),
+        );
+    }
+    *pending += bytes;
     Slot::Accepted {
         result: ItemResult {
             action: item.action,
@@ -652,7 +658,7 @@ fn prepare_item(
         tenant,
         bytes,
         normalized: Box::new(summary),
-        document: documents.len() - 1,
+        document: batch.len() - 1,
         check_create,
     }
 }
