@@ -24,7 +24,7 @@
 //! let normalized = normalize(document, Some(&dictionary), ingest_time_ms, &Limits::default())?;
 //!
 //! assert_eq!(
-//!     serde_json::Value::Object(normalized.source.clone()),
+//!     serde_json::Value::Object(normalized.source.to_map()),
 //!     serde_json::json!({
 //!         "userId": "123",
 //!         "team": "payments",
@@ -141,6 +141,7 @@
 //! - `coerce`: value coercions;
 //! - `timestamp`: date parsing and the stored form;
 //! - `place`: putting values at key paths, duplicates and conflicts;
+//! - `object`: the stored document's objects while they are built;
 //! - `limits`, `error`: the bounds and the one error type.
 
 #![warn(missing_docs)]
@@ -148,6 +149,7 @@
 mod coerce;
 mod error;
 mod limits;
+mod object;
 mod place;
 mod raw;
 mod timestamp;
@@ -164,6 +166,7 @@ pub use error::DocumentError;
 pub use limits::{
     DEPTH_MAX_CEILING, DEPTH_MAX_DEFAULT, DOCUMENT_BYTES_MAX_DEFAULT, KEYS_MAX_DEFAULT, Limits,
 };
+pub use object::StoredObject;
 
 /// The key of the document's date, always present in a stored document.
 pub const TIMESTAMP_KEY: &str = "@timestamp";
@@ -231,9 +234,9 @@ pub fn parse_timestamp(text: &str) -> Result<i64, &'static str> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Normalized {
     /// The document as stored and returned by search (crate docs, "The stored document").
-    /// A map rather than bytes so that the caller serialises it once, where it needs the
+    /// An object rather than bytes so that the caller serialises it once, where it needs the
     /// bytes; [`Normalized::write_source`] does that.
-    pub source: Map<String, Value>,
+    pub source: StoredObject,
     /// The document's date in epoch milliseconds (the ingest time when it had none).
     pub timestamp_ms: i64,
     /// Whether `timestamp_ms` is the ingest time: `@timestamp` was missing or ignored.
@@ -262,10 +265,7 @@ pub struct Normalized {
 impl Normalized {
     /// Appends the stored document, as compact JSON, to `out`.
     pub fn write_source(&self, out: &mut Vec<u8>) {
-        // Serialising a map of string keys and JSON values into a Vec cannot fail: the only
-        // errors serde_json reports there are I/O errors (none for Vec), non-string keys and
-        // non-finite floats, which a `Value` cannot hold.
-        serde_json::to_writer(out, &self.source).expect("a JSON map serialises into a Vec");
+        self.source.write_json(out);
     }
 }
 

@@ -7,13 +7,14 @@
 //! array of objects, paths under the array's key are placed in the current element; others
 //! (an alias naming a key elsewhere) go to the document root.
 
-use serde_json::map::Entry;
 use serde_json::{Map, Value};
+
+use crate::object::{Member, StoredObject};
 
 /// Where values go: the document root, or an element of an array of objects.
 pub(crate) struct Target<'t> {
     /// The element being filled, or `None` for the root.
-    pub(crate) element: Option<&'t mut Map<String, Value>>,
+    pub(crate) element: Option<&'t mut StoredObject>,
     /// The canonical key of the array the element belongs to (empty for the root).
     pub(crate) prefix: &'t str,
 }
@@ -47,7 +48,7 @@ pub(crate) struct Conflict {
 
 /// Places `value` at `known` (a canonical dotted key, may be empty) followed by `tail`.
 pub(crate) fn place(
-    root: &mut Map<String, Value>,
+    root: &mut StoredObject,
     target: &mut Target<'_>,
     known: &str,
     tail: &[&str],
@@ -60,7 +61,7 @@ pub(crate) fn place(
         }
         None => None,
     };
-    let (map, known, skipped) = match (target.element.as_deref_mut(), relative) {
+    let (object, known, skipped) = match (target.element.as_deref_mut(), relative) {
         (Some(element), Some(rest)) => (element, rest, segments(target.prefix).count()),
         _ => (root, known, 0),
     };
@@ -71,9 +72,9 @@ pub(crate) fn place(
             reason: "an empty key".to_owned(),
         });
     };
-    let mut current = map;
+    let mut current = object;
     for (depth, next) in path.enumerate() {
-        current = match child_object(current, last) {
+        current = match current.child_object(last) {
             Some(child) => child,
             None => {
                 let prefix = display(known, tail, skipped, depth, target.prefix);
@@ -90,11 +91,39 @@ pub(crate) fn place(
     finish(current, last, value, mode)
 }
 
+/// What [`probe`] finds at a name: an object (built, or placed whole) or another value.
+#[derive(Clone, Copy)]
+enum Found<'a> {
+    Built(&'a StoredObject),
+    Whole(&'a Map<String, Value>),
+    Other,
+}
+
+impl<'a> Found<'a> {
+    fn of_value(value: &'a Value) -> Self {
+        match value {
+            Value::Object(map) => Found::Whole(map),
+            _ => Found::Other,
+        }
+    }
+
+    fn child(self, name: &str) -> Option<Found<'a>> {
+        match self {
+            Found::Built(object) => object.member(name).map(|member| match member {
+                Member::Object(object) => Found::Built(object),
+                Member::Value(value) => Found::of_value(value),
+            }),
+            Found::Whole(map) => map.get(name).map(Found::of_value),
+            Found::Other => None,
+        }
+    }
+}
+
 /// Whether [`place`] would store a value at `known` with `mode`, without changing anything:
 /// for a value whose normalisation has effects of its own (an array of objects indexes its
 /// elements' values as it walks them), to find a conflict before the walk rather than after.
 pub(crate) fn probe(
-    root: &Map<String, Value>,
+    root: &StoredObject,
     target: &Target<'_>,
     known: &str,
     mode: Mode,
@@ -103,22 +132,24 @@ pub(crate) fn probe(
         Some(_) => relative_to(known, target.prefix).filter(|rest| !rest.is_empty()),
         None => None,
     };
-    let (map, known, skipped) = match (target.element.as_deref(), relative) {
+    let (object, known, skipped) = match (target.element.as_deref(), relative) {
         (Some(element), Some(rest)) => (element, rest, segments(target.prefix).count()),
         _ => (root, known, 0),
     };
-    let mut current = map;
+    let mut current = Found::Built(object);
     let mut path = segments(known).peekable();
     let mut depth = 0;
     while let Some(segment) = path.next() {
         let last = path.peek().is_none();
-        match current.get(segment) {
+        match current.child(segment) {
             None => return Ok(()),
             Some(_) if last && mode == Mode::Append => return Ok(()),
-            Some(Value::Object(_)) if last && mode == Mode::EnsureObject => return Ok(()),
+            Some(Found::Built(_) | Found::Whole(_)) if last && mode == Mode::EnsureObject => {
+                return Ok(());
+            }
             Some(_) if last => return Err(DUPLICATE.to_owned()),
-            Some(Value::Object(child)) => current = child,
-            Some(_) => {
+            Some(child @ (Found::Built(_) | Found::Whole(_))) => current = child,
+            Some(Found::Other) => {
                 let prefix = display(known, &[], skipped, depth, target.prefix);
                 return Err(format!(
                     "conflicting key: `{prefix}` already holds a value that is not an object"
@@ -133,58 +164,33 @@ pub(crate) fn probe(
 /// The reason recorded for a duplicate key.
 pub(crate) const DUPLICATE: &str = "duplicate key: the first value in document order is kept";
 
-fn finish(
-    map: &mut Map<String, Value>,
-    last: &str,
-    value: Value,
-    mode: Mode,
-) -> Result<(), Conflict> {
-    // One traversal for the usual case, a new key; the owned key is needed to insert anyway.
-    let existing = match map.entry(last) {
-        Entry::Vacant(vacant) => {
-            vacant.insert(value);
+fn finish(object: &mut StoredObject, last: &str, value: Value, mode: Mode) -> Result<(), Conflict> {
+    // One search for the usual case, a new key.
+    let existing = match object.entry(last) {
+        Err(vacant) => {
+            vacant.insert(last, Member::Value(value));
             return Ok(());
         }
-        Entry::Occupied(occupied) => occupied.into_mut(),
+        Ok(existing) => existing,
     };
-    match (existing, mode) {
-        (Value::Object(_), Mode::EnsureObject) => Ok(()),
-        (_, Mode::Insert | Mode::EnsureObject) => Err(Conflict {
+    match mode {
+        Mode::EnsureObject if existing.is_object() => Ok(()),
+        Mode::Insert | Mode::EnsureObject => Err(Conflict {
             value,
             reason: DUPLICATE.to_owned(),
         }),
-        (Value::Array(items), Mode::Append) => {
+        Mode::Append => {
+            let mut items = match std::mem::replace(existing, Member::Value(Value::Null)) {
+                Member::Value(Value::Array(items)) => items,
+                other => vec![other.into_value()],
+            };
             match value {
                 Value::Array(more) => items.extend(more),
                 value => items.push(value),
             }
+            *existing = Member::Value(Value::Array(items));
             Ok(())
         }
-        (existing, Mode::Append) => {
-            let mut items = vec![existing.take()];
-            match value {
-                Value::Array(more) => items.extend(more),
-                value => items.push(value),
-            }
-            *existing = Value::Array(items);
-            Ok(())
-        }
-    }
-}
-
-/// The object at `name` in `map`, created if absent; `None` if something else is there.
-fn child_object<'m>(
-    map: &'m mut Map<String, Value>,
-    name: &str,
-) -> Option<&'m mut Map<String, Value>> {
-    let child = if map.contains_key(name) {
-        map.get_mut(name)?
-    } else {
-        map.entry(name).or_insert_with(|| Value::Object(Map::new()))
-    };
-    match child {
-        Value::Object(child) => Some(child),
-        _ => None,
     }
 }
 
@@ -226,16 +232,20 @@ mod tests {
 
     use super::*;
 
-    fn object(value: Value) -> Map<String, Value> {
+    fn object(value: Value) -> StoredObject {
         match value {
-            Value::Object(map) => map,
+            Value::Object(map) => StoredObject::from_map(map),
             _ => panic!("not an object"),
         }
     }
 
+    fn json_of(object: StoredObject) -> Value {
+        Value::Object(object.into_map())
+    }
+
     #[test]
     fn creates_objects_on_the_way_and_merges_into_them() {
-        let mut root = Map::new();
+        let mut root = StoredObject::new();
         let mut target = Target::root();
         place(
             &mut root,
@@ -257,7 +267,7 @@ mod tests {
         .unwrap();
         place(&mut root, &mut target, "", &["a.b"], json!(1), Mode::Insert).unwrap();
         assert_eq!(
-            Value::Object(root),
+            json_of(root),
             json!({"http": {"status": 200, "route.x": "/"}, "a.b": 1})
         );
     }
@@ -309,7 +319,7 @@ mod tests {
             Mode::EnsureObject,
         )
         .unwrap();
-        assert_eq!(root["http"], json!({"status": 200}));
+        assert_eq!(root.get("http"), Some(json!({"status": 200})));
     }
 
     #[test]
@@ -335,7 +345,7 @@ mod tests {
 
     #[test]
     fn append_makes_arrays() {
-        let mut root = Map::new();
+        let mut root = StoredObject::new();
         let mut target = Target::root();
         place(
             &mut root,
@@ -364,13 +374,13 @@ mod tests {
             Mode::Append,
         )
         .unwrap();
-        assert_eq!(root["tags"], json!(["a", "b", "c", "d"]));
+        assert_eq!(root.get("tags"), Some(json!(["a", "b", "c", "d"])));
     }
 
     #[test]
     fn elements_take_keys_under_their_array_and_the_root_takes_the_rest() {
-        let mut root = Map::new();
-        let mut element = Map::new();
+        let mut root = StoredObject::new();
+        let mut element = StoredObject::new();
         let mut target = Target {
             element: Some(&mut element),
             prefix: "calls",
@@ -425,9 +435,9 @@ mod tests {
             "conflicting key: `calls.status` already holds a value that is not an object"
         );
         assert_eq!(
-            Value::Object(element),
+            json_of(element),
             json!({"status": 200, "extra": 1, "deep": {"x": 1}})
         );
-        assert_eq!(Value::Object(root), json!({"level": "INFO"}));
+        assert_eq!(json_of(root), json!({"level": "INFO"}));
     }
 }

@@ -17,6 +17,7 @@ use caravan_schema::{Dictionary, FieldDef, FieldType};
 use serde_json::{Map, Value};
 
 use crate::coerce::{self, Rejected};
+use crate::object::StoredObject;
 use crate::place::{self, Conflict, Mode, Target};
 use crate::raw::Raw;
 use crate::timestamp::Instant;
@@ -35,7 +36,7 @@ pub(crate) fn normalize_members(
     ingest_time_ms: i64,
 ) -> Normalized {
     let mut walker = Walker::new(dictionary);
-    let mut root = Map::new();
+    let mut root = StoredObject::new();
     walker.walk_object(&mut root, &mut Target::root(), members);
     walker.finish(root, ingest_time_ms)
 }
@@ -84,7 +85,7 @@ impl<'d, 'r> Walker<'d, 'r> {
 
     fn walk_object<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         members: &'r [(Cow<'de, str>, Raw<'de>)],
     ) {
@@ -104,7 +105,7 @@ impl<'d, 'r> Walker<'d, 'r> {
 
     fn walk_member<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         member: &'r str,
         member_start: usize,
@@ -144,7 +145,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// An object or map key: `name` is its canonical key (neither can be an alias).
     fn walk_container<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         def: &'d FieldDef,
         value: &'r Raw<'de>,
@@ -191,7 +192,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// canonical key is `name`.
     fn descend<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         members: &'r [(Cow<'de, str>, Raw<'de>)],
     ) {
@@ -206,7 +207,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// own; other elements are ignored.
     fn walk_object_array<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         repeated: bool,
         value: &'r Raw<'de>,
@@ -221,7 +222,7 @@ impl<'d, 'r> Walker<'d, 'r> {
         for item in items {
             match item {
                 Raw::Object(members) => {
-                    let mut element = Map::new();
+                    let mut element = StoredObject::new();
                     if !members.is_empty() {
                         let mut element_target = Target {
                             element: Some(&mut element),
@@ -229,7 +230,7 @@ impl<'d, 'r> Walker<'d, 'r> {
                         };
                         self.descend(root, &mut element_target, members);
                     }
-                    elements.push(Value::Object(element));
+                    elements.push(Value::Object(element.into_map()));
                 }
                 Raw::Null => elements.push(Value::Null),
                 other => {
@@ -262,7 +263,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// already stored there (so `context.a` and `context: {a}` are the same key).
     fn walk_struct<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         def: &'d FieldDef,
         value: &'r Raw<'de>,
@@ -325,7 +326,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// One member of a struct, stored whole under its name as sent.
     fn store_struct_member<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         key: &str,
         member: &str,
@@ -342,7 +343,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// A key with a value type (or a map free key).
     fn walk_value<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         def: &'d FieldDef,
         free: bool,
@@ -394,7 +395,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// the rest stored as an array.
     fn store_array<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         def: &'d FieldDef,
         key: &str,
@@ -462,7 +463,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// object or struct, or as sent where it is.
     fn walk_unresolved<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         member: &'r str,
         member_start: usize,
@@ -507,7 +508,7 @@ impl<'d, 'r> Walker<'d, 'r> {
     /// stored as sent and reported.
     fn walk_unknown<'de: 'r>(
         &mut self,
-        root: &mut Map<String, Value>,
+        root: &mut StoredObject,
         target: &mut Target<'_>,
         segment: &'r str,
         value: &'r Raw<'de>,
@@ -637,13 +638,13 @@ impl<'d, 'r> Walker<'d, 'r> {
         stored
     }
 
-    fn finish(mut self, mut root: Map<String, Value>, ingest_time_ms: i64) -> Normalized {
+    fn finish(mut self, mut root: StoredObject, ingest_time_ms: i64) -> Normalized {
         let (instant, timestamp_defaulted) = match self.timestamp {
             Some(instant) => (instant, false),
             None => (Instant::from_millis_clamped(ingest_time_ms), true),
         };
         let timestamp = Value::String(instant.format());
-        if let Some(taken) = root.insert(TIMESTAMP_KEY.to_owned(), timestamp) {
+        if let Some(taken) = root.insert(TIMESTAMP_KEY, timestamp) {
             // Only a schema giving `@timestamp` keys of its own can get here.
             self.ignore(
                 TIMESTAMP_KEY.to_owned(),
@@ -666,7 +667,7 @@ impl<'d, 'r> Walker<'d, 'r> {
             let mut records = std::mem::take(&mut self.carried);
             records.extend(self.ignored.iter().map(Ignored::to_record));
             debug_assert!(!root.contains_key(IGNORED_KEY));
-            root.insert(IGNORED_KEY.to_owned(), Value::Array(records));
+            root.insert(IGNORED_KEY, Value::Array(records));
         }
         self.unknown_keys.sort_unstable();
         self.unknown_keys.dedup();

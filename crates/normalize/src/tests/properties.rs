@@ -310,7 +310,7 @@ proptest! {
         let mut input = Vec::new();
         document.scalars(&mut input);
         let mut output = Vec::new();
-        scalars_of(&Value::Object(normalized.source.clone()), &mut output);
+        scalars_of(&Value::Object(normalized.source.to_map()), &mut output);
         let added = usize::from(normalized.timestamp_defaulted) + 2 * normalized.ignored.len();
         prop_assert_eq!(output.len(), input.len() + added, "{}\n{:#?}", text, normalized);
         for scalar in &input {

@@ -106,14 +106,13 @@ pub(crate) fn parse<'a>(
     body: &'a [u8],
     default_index: Option<&str>,
 ) -> Vec<Result<BulkItem<'a>, BulkLineError>> {
-    let mut lines = body
-        .split(|&b| b == b'\n')
+    let mut lines = lines(body)
         .enumerate()
         .map(|(i, line)| (i + 1, trim_cr(line)))
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .peekable();
     // Two lines per item in the common case: one allocation instead of a dozen regrowths.
-    let newlines = body.iter().filter(|&&b| b == b'\n').count();
+    let newlines = memchr::memchr_iter(b'\n', body).count();
     let mut items = Vec::with_capacity(newlines / 2 + 1);
     // Shippers repeat one action line for every document (`{"create":{"_index":"app-logs"}}`):
     // an action line equal to the previous one is not parsed again.
@@ -207,6 +206,22 @@ fn parse_action(
     Ok((action, index, id))
 }
 
+/// The lines of `body` (as `body.split(|&b| b == b'\n')`, with a vectorised search: a body is
+/// megabytes, searched byte by byte that took a microsecond per document).
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut ends = memchr::memchr_iter(b'\n', body);
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start > body.len() {
+            return None;
+        }
+        let end = ends.next().unwrap_or(body.len());
+        let line = &body[start..end];
+        start = end + 1;
+        Some(line)
+    })
+}
+
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -233,6 +248,22 @@ mod tests {
         let third = items[2].as_ref().unwrap();
         assert_eq!(third.action, BulkAction::Delete);
         assert_eq!(third.source, None);
+    }
+
+    #[test]
+    fn lines_split_as_the_slice_split_does() {
+        for body in [
+            &b""[..],
+            b"\n",
+            b"a",
+            b"a\n",
+            b"a\nb",
+            b"\n\na\n\nbc\n",
+            b"{}\r\n{}",
+        ] {
+            let expected: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+            assert_eq!(lines(body).collect::<Vec<_>>(), expected, "{body:?}");
+        }
     }
 
     #[test]
