@@ -114,15 +114,20 @@ pub(crate) fn parse<'a>(
     // Two lines per item in the common case: one allocation instead of a dozen regrowths.
     let newlines = memchr::memchr_iter(b'\n', body).count();
     let mut items = Vec::with_capacity(newlines / 2 + 1);
-    // Shippers repeat one action line for every document (`{"create":{"_index":"app-logs"}}`):
-    // an action line equal to the previous one is not parsed again.
-    let mut previous: Option<(&[u8], Action)> = None;
+    // Shippers repeat the same few action lines (`{"create":{"_index":"app-logs"}}`, one per
+    // index a batch writes to): an action line equal to a recent one is not parsed again.
+    let mut recent: Vec<(&[u8], Action)> = Vec::with_capacity(RECENT_ACTIONS_MAX);
     while let Some((line_number, line)) = lines.next() {
-        let parsed = match &previous {
-            Some((previous_line, action)) if *previous_line == line => Ok(action.clone()),
-            _ => {
+        let parsed = match recent.iter().find(|(recent_line, _)| *recent_line == line) {
+            Some((_, action)) => Ok(action.clone()),
+            None => {
                 let parsed = parse_action(line, line_number, default_index);
-                previous = parsed.as_ref().ok().map(|action| (line, action.clone()));
+                if let Ok(action) = &parsed {
+                    if recent.len() == RECENT_ACTIONS_MAX {
+                        recent.remove(0);
+                    }
+                    recent.push((line, action.clone()));
+                }
                 parsed
             }
         };
@@ -157,6 +162,9 @@ pub(crate) fn parse<'a>(
 }
 
 type Action = (BulkAction, Option<String>, Option<String>);
+
+/// Distinct action lines remembered while parsing a body.
+const RECENT_ACTIONS_MAX: usize = 8;
 
 fn parse_action(
     line: &[u8],
@@ -268,13 +276,14 @@ mod tests {
 
     #[test]
     fn repeated_action_lines_give_the_same_items() {
-        let body = b"{\"create\":{\"_index\":\"app\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":2}\n{\"create\":{\"_index\":\"app\",\"_id\":\"x\"}}\n{\"a\":3}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":4}\n";
+        let body = b"{\"create\":{\"_index\":\"app\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":2}\n{\"create\":{\"_index\":\"app\",\"_id\":\"x\"}}\n{\"a\":3}\n{\"create\":{\"_index\":\"app\"}}\n{\"a\":4}\n{\"index\":{\"_index\":\"web\"}}\n{\"a\":5}\n{\"create\":{\"_index\":\"app\",\"_id\":\"x\"}}\n{\"a\":6}\n";
         let items: Vec<_> = parse(body, None).into_iter().map(Result::unwrap).collect();
         let seen: Vec<_> = items
             .iter()
             .map(|item| {
                 (
                     item.line,
+                    item.action,
                     item.index.as_deref(),
                     item.id.as_deref(),
                     item.source,
@@ -284,10 +293,48 @@ mod tests {
         assert_eq!(
             seen,
             [
-                (1, Some("app"), None, Some(&b"{\"a\":1}"[..])),
-                (3, Some("app"), None, Some(&b"{\"a\":2}"[..])),
-                (5, Some("app"), Some("x"), Some(&b"{\"a\":3}"[..])),
-                (7, Some("app"), None, Some(&b"{\"a\":4}"[..])),
+                (
+                    1,
+                    BulkAction::Create,
+                    Some("app"),
+                    None,
+                    Some(&b"{\"a\":1}"[..])
+                ),
+                (
+                    3,
+                    BulkAction::Create,
+                    Some("app"),
+                    None,
+                    Some(&b"{\"a\":2}"[..])
+                ),
+                (
+                    5,
+                    BulkAction::Create,
+                    Some("app"),
+                    Some("x"),
+                    Some(&b"{\"a\":3}"[..])
+                ),
+                (
+                    7,
+                    BulkAction::Create,
+                    Some("app"),
+                    None,
+                    Some(&b"{\"a\":4}"[..])
+                ),
+                (
+                    9,
+                    BulkAction::Index,
+                    Some("web"),
+                    None,
+                    Some(&b"{\"a\":5}"[..])
+                ),
+                (
+                    11,
+                    BulkAction::Create,
+                    Some("app"),
+                    Some("x"),
+                    Some(&b"{\"a\":6}"[..])
+                ),
             ]
         );
     }
