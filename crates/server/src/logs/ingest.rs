@@ -176,6 +176,14 @@ struct Prepared {
     day: String,
 }
 
+/// What one request looks up once rather than for every item: the tenant each index name
+/// routes to (unless a document field routes), and each tenant's dictionary.
+#[derive(Default)]
+struct Lookups {
+    tenant_of_index: std::collections::HashMap<String, Option<TenantName>>,
+    dictionaries: std::collections::HashMap<TenantName, Option<Arc<Dictionary>>>,
+}
+
 /// What to ingest.
 pub(crate) enum Input {
     /// A bulk body (NDJSON), with the `{index}` of `/{index}/_bulk`.
@@ -452,6 +460,7 @@ fn prepare_items<'b>(
     let names: Vec<String> = context.tenants.iter().map(|t| t.name.to_string()).collect();
     let mut pending_bytes: std::collections::HashMap<TenantName, u64> = Default::default();
     let mut batch_ids: std::collections::HashSet<(TenantName, String)> = Default::default();
+    let mut lookups = Lookups::default();
     let mut slots = Vec::with_capacity(items.len());
     let mut batch = context.state.logstore().batch();
     batch.reserve(items.len());
@@ -478,6 +487,7 @@ fn prepare_items<'b>(
             &day,
             &mut pending_bytes,
             &mut batch_ids,
+            &mut lookups,
             &mut batch,
         );
         slots.push(slot);
@@ -494,6 +504,7 @@ fn prepare_item(
     day: &str,
     pending_bytes: &mut std::collections::HashMap<TenantName, u64>,
     batch_ids: &mut std::collections::HashSet<(TenantName, String)>,
+    lookups: &mut Lookups,
     batch: &mut AppendBatch,
 ) -> Slot {
     let line = item.line;
@@ -532,8 +543,18 @@ fn prepare_item(
         );
     };
     let bytes = source.len() as u64;
-    let routed =
-        route(context, index, source, tenant_names).or_else(|| auto_create(context, index));
+    let routed = if context.routing_field.is_some() {
+        route(context, index, source, tenant_names).or_else(|| auto_create(context, index))
+    } else if let Some(tenant) = lookups.tenant_of_index.get(index) {
+        tenant.clone()
+    } else {
+        let tenant =
+            route(context, index, source, tenant_names).or_else(|| auto_create(context, index));
+        lookups
+            .tenant_of_index
+            .insert(index.to_owned(), tenant.clone());
+        tenant
+    };
     let Some(tenant) = routed else {
         return fail(
             404,
@@ -588,30 +609,29 @@ fn prepare_item(
             );
         }
     }
-    let dictionary: Option<Arc<Dictionary>> = match context
-        .state
-        .schema()
-        .dictionary_for(context.store, &tenant)
-    {
-        Ok(dictionary) => dictionary,
-        Err(error) => return fail(500, "schema_exception", format!("{error:?}")),
-    };
-    let normalized = match caravan_normalize::normalize(
-        source,
-        dictionary.as_deref(),
-        ingest_ms,
-        &context.limits,
-    ) {
-        Ok(normalized) => normalized,
-        Err(error) => {
-            record_rejection("document_parsing");
-            return fail(
-                400,
-                "document_parsing_exception",
-                format!("line {}: {error}", line + 1),
-            );
-        }
-    };
+    if !lookups.dictionaries.contains_key(&tenant) {
+        match context
+            .state
+            .schema()
+            .dictionary_for(context.store, &tenant)
+        {
+            Ok(dictionary) => lookups.dictionaries.insert(tenant.clone(), dictionary),
+            Err(error) => return fail(500, "schema_exception", format!("{error:?}")),
+        };
+    }
+    let dictionary = lookups.dictionaries.get(&tenant).and_then(Option::as_deref);
+    let normalized =
+        match caravan_normalize::normalize(source, dictionary, ingest_ms, &context.limits) {
+            Ok(normalized) => normalized,
+            Err(error) => {
+                record_rejection("document_parsing");
+                return fail(
+                    400,
+                    "document_parsing_exception",
+                    format!("line {}: {error}", line + 1),
+                );
+            }
+        };
     let (id, check_create) = match &item.id {
         Some(id) => {
             if item.action == BulkAction::Create && !batch_ids.insert((tenant.clone(), id.clone()))
