@@ -41,7 +41,7 @@ pub struct LogStoreConfig {
     /// with `n` open, each gets the budget divided by `n` rounded up to a power of two (at
     /// most `writers_open_max`), split between its indexing threads, within 15 MB (tantivy's
     /// minimum, which caps the number of writers when the budget is small) and
-    /// [`THREAD_MEMORY_BYTES_SHARE_MAX`] per thread. A thread flushes a segment when its share
+    /// `THREAD_MEMORY_BYTES_SHARE_MAX` (256 MiB) per thread. A thread flushes a segment when its share
     /// is full: the fewer writers, the larger the segments and the fewer the merges. Default:
     /// 1 GiB, i.e. 32 MiB per thread with 16 writers open, 128 MiB with 4. Memory is only
     /// used by writers that are open (idle ones close).

@@ -1,7 +1,7 @@
 //! `caravan-logstore`: the durable, multi-tenant log store.
 //!
-//! The server normalises each document against the schema dictionary and hands batches to
-//! [`LogStore::append`]. This crate owns what happens next: durability (a write-ahead log with
+//! The server normalises each document against the schema dictionary, pushes it to an
+//! [`AppendBatch`] and hands the batch to [`LogStore::append_batch`]. This crate owns what happens next: durability (a write-ahead log with
 //! group commit), partitioning (one tantivy index per tenant per UTC day), indexing,
 //! retention and statistics. It knows tantivy and files; it knows nothing of HTTP.
 //!
@@ -11,6 +11,8 @@
 //! LogStore::open(LogStoreConfig) -> Result<LogStore>                       replays the log
 //! LogStore::open_with_sinks(LogStoreConfig, Vec<Arc<dyn LogSink>>) -> Result<LogStore>
 //! LogStore::append(Vec<LogDocument>) -> Result<AppendReceipt>               once fsync'd
+//! LogStore::batch() -> AppendBatch; AppendBatch::push(LogDocument) -> Result<()>
+//! LogStore::append_batch(AppendBatch) -> Result<AppendReceipt>               same, prepared
 //! LogStore::refresh() -> Result<()>                                         commit + reload
 //! LogStore::shutdown() -> Result<()>
 //! LogStore::id_exists(tenant, id) -> Result<bool>                           incl. pending
@@ -65,7 +67,8 @@
 //! # Modules
 //!
 //! `config` (bounds), `activity` (search-idle tenants), `document` (input types, validation),
-//! `day` (UTC days), `batch` (appends prepared on the caller's thread), `codec` (batch encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
+//! `day` (UTC days), `batch` (appends prepared on the caller's thread), `codec` (batch
+//! encoding), `wal` (segments, replay, truncation), `ingest` (group commit thread), `sink`
 //! (the seam for a second destination), `indexer` (writers, commits, exactly-once replay),
 //! `writers` (LRU pool), `partition` (directories, index and reader cache), `pending` (ids not
 //! yet searchable), `retention` (cutoffs, tombstones), `read` (get, count, recent), `schema`
