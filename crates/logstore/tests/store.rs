@@ -8,7 +8,9 @@ use std::time::Duration;
 use caravan_logstore::tantivy::collector::Count;
 use caravan_logstore::tantivy::query::TermQuery;
 use caravan_logstore::tantivy::schema::IndexRecordOption;
-use caravan_logstore::{DurableBatch, LogSink, LogStore, LogStoreError, TimeRange, WriteMode};
+use caravan_logstore::{
+    DurableBatch, LogDocument, LogSink, LogStore, LogStoreError, TimeRange, WriteMode,
+};
 use common::{config, day_count, document, documents, eventually, is_backpressure, open, today};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,8 +598,8 @@ async fn searchers_cover_only_the_requested_days() {
     store.shutdown().await.unwrap();
 }
 
-/// A second sink sees every durable batch, in log order.
-struct Recorder(std::sync::Mutex<Vec<u64>>);
+/// A second sink sees every durable batch, in log order, as the documents appended.
+struct Recorder(std::sync::Mutex<Vec<(u64, Vec<LogDocument>)>>);
 
 impl LogSink for Recorder {
     fn name(&self) -> &str {
@@ -605,7 +607,10 @@ impl LogSink for Recorder {
     }
 
     fn accept(&self, batch: &Arc<DurableBatch>) -> Result<(), LogStoreError> {
-        self.0.lock().unwrap().push(batch.position);
+        self.0
+            .lock()
+            .unwrap()
+            .push((batch.position, batch.documents.clone()));
         Ok(())
     }
 }
@@ -620,13 +625,13 @@ async fn additional_sinks_receive_durable_batches_in_order() {
     )
     .await
     .unwrap();
+    let mut appended = Vec::new();
     for n in 0..3 {
-        store
-            .append(documents("web", &format!("k{n}"), today(), 2))
-            .await
-            .unwrap();
+        let batch = documents("web", &format!("k{n}"), today(), 2);
+        store.append(batch.clone()).await.unwrap();
+        appended.push((n + 1, batch));
     }
-    assert_eq!(*recorder.0.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(*recorder.0.lock().unwrap(), appended);
     store.shutdown().await.unwrap();
 }
 
