@@ -232,8 +232,9 @@ fn bulk_item_errors_are_precise() {
     let many: serde_json::Map<String, Value> =
         (0..1_100).map(|i| (format!("k{i}"), json!(i))).collect();
     let big = json!({"message": "x".repeat(1_100_000)});
+    let long_id = "i".repeat(513);
     let body = format!(
-        "{}{}{}{}{}{}{}{}{}{}{}",
+        "{}{}{}{}{}{}{}{}{}{}{}{}",
         ndjson(&[
             json!({"create": {"_index": "payments-x", "_id": "dup"}}),
             json!({"message": "first"})
@@ -260,6 +261,10 @@ fn bulk_item_errors_are_precise() {
         ndjson(&[json!({"index": {"_index": "payments-x"}}), big]),
         "{\"index\": {\"_index\": \"payments-x\"}}\n{\"message\": \"broken\",}\n",
         ndjson(&[
+            json!({"index": {"_index": "payments-x", "_id": long_id}}),
+            json!({"message": "long id"})
+        ]),
+        ndjson(&[
             json!({"index": {"_index": "payments-x"}}),
             json!({"message": "fine"})
         ]),
@@ -269,7 +274,7 @@ fn bulk_item_errors_are_precise() {
     assert_eq!(answer["errors"], true);
     assert_eq!(
         statuses(&answer),
-        [201, 409, 400, 400, 404, 404, 400, 400, 400, 400, 201],
+        [201, 409, 400, 400, 404, 404, 400, 400, 400, 400, 400, 201],
         "{answer}"
     );
     assert_eq!(
@@ -310,6 +315,13 @@ fn bulk_item_errors_are_precise() {
         item_error(&answer, 9).1.contains("line 19"),
         "source line named: {:?}",
         item_error(&answer, 9)
+    );
+    let (kind, reason) = item_error(&answer, 10);
+    assert!(
+        kind == "illegal_argument_exception"
+            && reason.contains("line 20")
+            && reason.contains("513 bytes"),
+        "an _id over 512 bytes fails its item: {kind} {reason}"
     );
 
     // filter_path keeps only the errors.
