@@ -22,6 +22,9 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default)]
 pub struct StoredObject {
     members: Vec<(String, Member)>,
+    /// The member found or inserted last: the next path often goes through it again
+    /// (`kubernetes.pod` after `kubernetes.namespace`).
+    last: usize,
 }
 
 /// A member of a [`StoredObject`].
@@ -86,8 +89,19 @@ impl StoredObject {
 
     /// The member named `name` for changing it, or the place to insert it.
     pub(crate) fn entry(&mut self, name: &str) -> Result<&mut Member, Vacant<'_>> {
+        let last = self.last;
+        if self
+            .members
+            .get(last)
+            .is_some_and(|(member, _)| member == name)
+        {
+            return Ok(&mut self.members[last].1);
+        }
         match self.search(name) {
-            Ok(at) => Ok(&mut self.members[at].1),
+            Ok(at) => {
+                self.last = at;
+                Ok(&mut self.members[at].1)
+            }
             Err(at) => Err(Vacant { object: self, at }),
         }
     }
@@ -128,6 +142,7 @@ impl StoredObject {
                 .into_iter()
                 .map(|(name, value)| (name, Member::Value(value)))
                 .collect(),
+            last: 0,
         }
     }
 
@@ -182,6 +197,7 @@ impl<'o> Vacant<'o> {
         self.object
             .members
             .insert(self.at, (name.to_owned(), member));
+        self.object.last = self.at;
         &mut self.object.members[self.at].1
     }
 }

@@ -205,10 +205,8 @@ fn relative_to<'k>(known: &'k str, prefix: &str) -> Option<&'k str> {
 
 /// The segments of a canonical key: none for the empty key.
 fn segments(known: &str) -> impl Iterator<Item = &str> + Clone {
-    (!known.is_empty())
-        .then(|| known.split('.'))
-        .into_iter()
-        .flatten()
+    let segments = if known.is_empty() { 0 } else { usize::MAX };
+    known.split('.').take(segments)
 }
 
 /// The absolute dotted key of the first `depth + 1` segments of the path, for messages.
