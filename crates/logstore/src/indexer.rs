@@ -1,8 +1,9 @@
 //! The indexer: one thread that owns every tantivy writer and applies durable batches to the
 //! partitions, in log order.
 //!
-//! Life of a document: the write-ahead-log thread makes its batch durable, then hands it to
-//! [`IndexerSink`] (a bounded channel); this thread routes each document to its partition's
+//! Life of a document: the caller prepared it (`batch.rs`: its tantivy document is built); the
+//! write-ahead-log thread makes its batch durable, then hands the documents to
+//! [`IndexerQueue`] (a bounded channel); this thread routes each document to its partition's
 //! writer (opened lazily, least recently used closed), commits every `commit_interval` and on
 //! `refresh`, closes idle writers, and tells the log how far it may be truncated.
 //!
@@ -132,11 +133,11 @@ pub(crate) enum DropRequest {
 
 /// The way to the indexer thread: it enqueues durable batches (waiting when the queue is full,
 /// which is the backpressure path).
-pub(crate) struct IndexerSink {
+pub(crate) struct IndexerQueue {
     pub sender: SyncSender<IndexerMessage>,
 }
 
-impl IndexerSink {
+impl IndexerQueue {
     /// Enqueues the documents of the durable record at `position`.
     pub(crate) fn send(
         &self,

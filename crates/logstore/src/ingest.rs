@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::batch::AppendBatch;
 use crate::error::LogStoreError;
-use crate::indexer::{IndexerSink, Shared};
+use crate::indexer::{IndexerQueue, Shared};
 use crate::sink::{DurableBatch, LogSink};
 use crate::wal::{Wal, WalPosition};
 
@@ -57,7 +57,7 @@ pub(crate) struct AppendRequest {
 pub(crate) struct WalThread {
     pub wal: Wal,
     pub shared: Arc<Shared>,
-    pub indexer: IndexerSink,
+    pub indexer: IndexerQueue,
     pub sinks: Vec<Arc<dyn LogSink>>,
     pub wal_bytes_max: u64,
     pub buffer: Vec<u8>,

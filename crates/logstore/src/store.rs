@@ -26,7 +26,7 @@ use crate::day::Day;
 use crate::document::{LogDocument, StoredLog, TimeRange, validate_tenant};
 use crate::error::LogStoreError;
 use crate::indexer::{
-    Counters, DropRequest, Indexer, IndexerMessage, IndexerSink, PARTITIONS_PER_BATCH_MAX, Shared,
+    Counters, DropRequest, Indexer, IndexerMessage, IndexerQueue, PARTITIONS_PER_BATCH_MAX, Shared,
     partitions_of,
 };
 use crate::ingest::{AppendReceipt, AppendRequest, WalMessage, WalThread, wal_full};
@@ -594,7 +594,7 @@ fn open_blocking(
         truncated_through: 0,
         wal,
         shared: Arc::clone(&shared),
-        indexer: IndexerSink {
+        indexer: IndexerQueue {
             sender: indexer_sender.clone(),
         },
         sinks,
