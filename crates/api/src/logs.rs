@@ -26,7 +26,7 @@ pub struct DayUsage {
     pub documents_with_ignored: u64,
     /// Values kept aside in `_ignored` records.
     pub ignored_values: u64,
-    /// Rejected items, by reason (`document_parsing`, `quota`, `forbidden`, ...).
+    /// Rejected items, by reason (`document_parsing`, `invalid_document`, `quota`, `forbidden`, ...).
     pub rejected: BTreeMap<String, u64>,
     /// Keys not in the schema, with how many documents carried them (the most frequent first
     /// when listed; bounded per day, the rest counted in `unknown_keys_other`).
