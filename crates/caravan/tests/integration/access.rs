@@ -523,6 +523,81 @@ fn tenant_token_lists_only_its_tenant_and_basic_auth_works() {
 }
 
 #[test]
+fn deleting_a_host_revokes_its_agent_tokens() {
+    let server = TestServer::start();
+    let admin = server.admin_token();
+    for (path, body) in [
+        ("/api/v1/fleet/zones", json!({"name": "production"})),
+        (
+            "/api/v1/fleet/data-centers",
+            json!({"name": "dc1", "zone": "production"}),
+        ),
+    ] {
+        let (status, answer) = server.call("POST", path, Some(&admin), Some(body));
+        assert_eq!(status, 201, "{answer}");
+    }
+    let agent = server.create_token(json!({"name": "h1", "kind": "agent", "host": "dc1-h1"}));
+    let other = server.create_token(json!({"name": "h2", "kind": "agent", "host": "dc1-h2"}));
+    for (token, host) in [(&agent, "dc1-h1"), (&other, "dc1-h2")] {
+        let (status, answer) = server.call(
+            "POST",
+            "/api/v1/fleet/hosts",
+            Some(token),
+            Some(host_spec(host)),
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    let (status, _) = server.call("DELETE", "/api/v1/fleet/hosts/dc1-h1", Some(&admin), None);
+    assert_eq!(status, 204);
+    let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&admin), None);
+    let revoked_at = |name: &str| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()["revoked_at"]
+            .clone()
+    };
+    assert!(revoked_at("h1").is_string(), "{tokens}");
+    assert!(
+        revoked_at("h2").is_null(),
+        "another host's token stays: {tokens}"
+    );
+
+    // A machine registered later under the same name does not inherit the old token.
+    let (status, answer) = server.call(
+        "POST",
+        "/api/v1/fleet/hosts",
+        Some(&agent),
+        Some(host_spec("dc1-h1")),
+    );
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = server.call(
+        "POST",
+        "/api/v1/fleet/hosts",
+        Some(&admin),
+        Some(host_spec("dc1-h1")),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let (status, _) = server.call(
+        "POST",
+        "/api/v1/fleet/hosts/dc1-h1/heartbeat",
+        Some(&agent),
+        None,
+    );
+    assert_eq!(status, 401);
+    let (status, _) = server.call(
+        "POST",
+        "/api/v1/fleet/hosts/dc1-h2/heartbeat",
+        Some(&other),
+        None,
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn revocation_takes_effect_at_once() {
     let server = TestServer::start();
     server.create_tenant("alpha");

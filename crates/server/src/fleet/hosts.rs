@@ -20,7 +20,7 @@ use caravan_fleet::{
     DesiredInstance, DrainStatus, Fleet, FleetError, HealthReport, Host, HostName, HostSpec,
     HostUpdate, Instance, InstanceId, Outcome,
 };
-use caravan_tenancy::{Principal, Requirement, Scope, authorize};
+use caravan_tenancy::{Principal, Requirement, Scope, TokenKind, authorize};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +31,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::tenants::now;
 
 /// The hosts and instances router.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -174,7 +175,8 @@ async fn update_host(
     Ok(Json(view))
 }
 
-/// Deletes a host that runs nothing (admin).
+/// Deletes a host that runs nothing (admin), and revokes its agent tokens: a host registered
+/// later under the same name is another machine, which gets a token of its own.
 #[utoipa::path(delete, path = "/fleet/hosts/{name}", tag = "fleet",
     params(("name" = String, Path, description = "Host name")),
     responses((status = 204), (status = 404, body = ErrorBody),
@@ -191,6 +193,31 @@ async fn delete_host(
         |_| Ok(()),
     )
     .await?;
+    let at = now();
+    let host = name.clone();
+    let revoked = state
+        .store(move |store| {
+            let mut revoked = Vec::new();
+            for token in store.tokens(None)? {
+                if token.kind == TokenKind::Agent
+                    && token.host.as_ref() == Some(&host)
+                    && token.revoked_at.is_none()
+                {
+                    revoked.push(store.revoke_token(&token.id, at)?.id);
+                }
+            }
+            Ok(revoked)
+        })
+        .await
+        .map_err(|error| {
+            ApiError::internal(format!(
+                "host {name} was deleted, but revoking its agent tokens failed ({error:?}): \
+                 revoke them with DELETE /api/v1/tokens/{{id}}"
+            ))
+        })?;
+    for token in revoked {
+        tracing::info!(%token, host = %name, by = %principal.token(), "agent token revoked with its host");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
