@@ -234,6 +234,15 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('#schema-table tbody tr')].filter((tr) => !tr.hidden).length === 1);
   await shot('schema');
 
+  step = 'tokens';
+  await page.getByRole('link', { name: 'Tokens', exact: true }).click();
+  await page.locator('#tokens-table').waitFor();
+  const tokenList = await page.locator('#tokens-table').innerText();
+  assert.match(tokenList, /host dc1-h1/); // the demo's agent tokens
+  assert.match(tokenList, /tenant shop/);
+  assert.doesNotMatch(tokenList, /cvn_/); // never a secret
+  await shot('tokens');
+
   step = 'logout';
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(/#\/login$/);

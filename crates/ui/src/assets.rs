@@ -92,6 +92,7 @@ assets![
     "js/pages/logs.js",
     "js/pages/tenants.js",
     "js/pages/schema.js",
+    "js/pages/tokens.js",
     "vendor/uplot/uPlot.iife.min.js",
     "vendor/uplot/uPlot.min.css",
     "vendor/uplot/LICENSE",

@@ -10,6 +10,7 @@ import * as service from './pages/service.js';
 import * as logs from './pages/logs.js';
 import * as tenants from './pages/tenants.js';
 import * as schema from './pages/schema.js';
+import * as tokens from './pages/tokens.js';
 
 // Tells fallback.js that the modules loaded.
 window.caravanStarted = true;
@@ -25,6 +26,7 @@ route('/logs', 'logs', 'Logs', logs.render);
 route('/tenants', 'tenants', 'Tenants', tenants.renderList);
 route('/tenants/:name', 'tenants', 'Tenant', tenants.renderTenant);
 route('/schema', 'schema', 'Schema', schema.render);
+route('/tokens', 'tokens', 'Tokens', tokens.render);
 
 async function show() {
   const onLogin = location.hash.startsWith('#/login');
