@@ -264,6 +264,8 @@ try {
   await page.getByRole('heading', { name: 'Tenant shop' }).waitFor();
   await page.goto(`${url}/ui/#/tenants/payments`);
   await page.getByText(/not found/).waitFor(); // another tenant does not exist for it
+  await page.getByRole('link', { name: 'Tokens', exact: true }).click();
+  await page.getByText('Tokens are managed by admins.').waitFor();
   await shot('tenant-token');
 
   assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
