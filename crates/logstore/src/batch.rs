@@ -81,12 +81,9 @@ impl AppendBatch {
     /// keys) is refused with the reason and leaves the batch as it was.
     pub fn push(&mut self, document: LogDocument) -> Result<(), LogStoreError> {
         validate_document(&document)?;
-        let len = codec::document_len(&document);
-        let chunk = self.chunk_for(len);
-        let start = chunk.len();
-        codec::encode_document(&document, chunk);
-        self.ranges
-            .push((self.chunks.len() - 1, start..start + len));
+        self.append_encoded(codec::document_len(&document), |chunk| {
+            codec::encode_document(&document, chunk);
+        });
         self.documents
             .push(PreparedDocument::new(&self.schema, document));
         Ok(())
@@ -106,17 +103,14 @@ impl AppendBatch {
         }
         self.reserve(kept.len());
         for (document, encoded) in kept {
-            let chunk = self.chunk_for(encoded.len());
-            let start = chunk.len();
-            chunk.extend_from_slice(encoded);
-            self.ranges
-                .push((self.chunks.len() - 1, start..start + encoded.len()));
+            self.append_encoded(encoded.len(), |chunk| chunk.extend_from_slice(encoded));
             self.documents.push(document);
         }
     }
 
-    /// The chunk to append `len` bytes to.
-    fn chunk_for(&mut self, len: usize) -> &mut Vec<u8> {
+    /// Appends one document's encoding, `len` bytes that `write` appends, to a chunk with room
+    /// for it, and records where it is.
+    fn append_encoded(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
         let fits = self
             .chunks
             .last()
@@ -125,7 +119,11 @@ impl AppendBatch {
             self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(len)));
         }
         let last = self.chunks.len() - 1;
-        &mut self.chunks[last]
+        let chunk = &mut self.chunks[last];
+        let start = chunk.len();
+        write(chunk);
+        debug_assert_eq!(chunk.len() - start, len, "the encoding's length is exact");
+        self.ranges.push((last, start..start + len));
     }
 
     /// Documents in the batch.

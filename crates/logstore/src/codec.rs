@@ -62,7 +62,6 @@ pub(crate) fn encode_header(documents: usize, out: &mut Vec<u8>) {
 /// (1 GiB), so no source or value reaches 4 GiB. Should one ever not fit, the prefix
 /// saturates and the record fails to decode: it never wraps silently.
 pub(crate) fn encode_document(document: &LogDocument, out: &mut Vec<u8>) {
-    out.reserve(document_len(document));
     out.push(match document.mode {
         WriteMode::Create => 0,
         WriteMode::Upsert => 1,
