@@ -14,7 +14,9 @@ mod fleet;
 mod schema;
 mod sqlite;
 
-use caravan_tenancy::{TenancyError, Tenant, TenantName, TokenId, TokenInfo, TokenRecord};
+use caravan_tenancy::{
+    HostName, TenancyError, Tenant, TenantName, TokenId, TokenInfo, TokenRecord,
+};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
@@ -95,6 +97,12 @@ pub trait ControlStore: Send + Sync {
     fn tokens(&self, tenant: Option<&TenantName>) -> Result<Vec<TokenInfo>, StoreError>;
     /// Marks a token revoked from `now` on; revoking twice keeps the first time.
     fn revoke_token(&self, id: &TokenId, now: OffsetDateTime) -> Result<TokenInfo, StoreError>;
+    /// Revokes, from `now` on, every agent token of `host` not revoked yet; returns them.
+    fn revoke_host_tokens(
+        &self,
+        host: &HostName,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenInfo>, StoreError>;
     /// Adds a schema version. Its version must be the scope's latest plus one (1 for the
     /// first), otherwise [`StoreError::Conflict`]: another push won the race.
     fn insert_schema(&self, schema: &SchemaRecord) -> Result<(), StoreError>;

@@ -316,6 +316,38 @@ impl ControlStore for SqliteStore {
         Ok(token.info)
     }
 
+    fn revoke_host_tokens(
+        &self,
+        host: &HostName,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(backend)?;
+        let ids: Vec<String> = {
+            let mut statement = transaction
+                .prepare(
+                    "UPDATE tokens SET revoked_at = ?2
+                     WHERE kind = 'agent' AND host = ?1 AND revoked_at IS NULL RETURNING id",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![host.as_str(), format_time(now)?], |row| row.get(0))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut revoked = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = TokenId::from_string(id);
+            let token = select_token(&transaction, &id)?.ok_or_else(|| StoreError::NotFound {
+                what: "token",
+                name: id.to_string(),
+            })?;
+            revoked.push(token.info);
+        }
+        transaction.commit().map_err(backend)?;
+        Ok(revoked)
+    }
+
     fn insert_schema(&self, schema: &SchemaRecord) -> Result<(), StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction().map_err(backend)?;
@@ -854,6 +886,43 @@ mod tests {
         assert_eq!(second.revoked_at, Some(now()));
         let found = store.token_by_hash(&admin.secret_hash).unwrap().unwrap();
         assert_eq!(found.info, second);
+    }
+
+    #[test]
+    fn a_host_s_agent_tokens_are_revoked_together() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let agent = |n: u8, host: &str| {
+            let request = TokenCreate {
+                name: format!("agent {n}"),
+                kind: TokenKind::Agent,
+                tenant: None,
+                host: Some(HostName::new(host).unwrap()),
+                scopes: vec![],
+            };
+            let secret = TokenSecret::from_random_bytes([n; 24]);
+            let record = request
+                .into_record(TokenId::from_random_bytes([n; 8]), &secret, now())
+                .unwrap();
+            store.insert_token(&record).unwrap();
+            record.info
+        };
+        let (first, second, other) = (agent(1, "dc1-h1"), agent(2, "dc1-h1"), agent(3, "dc1-h2"));
+        let earlier = store.revoke_token(&second.id, now()).unwrap();
+        let later = now() + time::Duration::hours(1);
+        let host = HostName::new("dc1-h1").unwrap();
+        let revoked = store.revoke_host_tokens(&host, later).unwrap();
+        assert_eq!(revoked.len(), 1, "{revoked:?}");
+        assert_eq!(
+            (&revoked[0].id, revoked[0].revoked_at),
+            (&first.id, Some(later))
+        );
+        assert_eq!(
+            store.token(&second.id).unwrap().unwrap(),
+            earlier,
+            "the first revocation stays"
+        );
+        assert_eq!(store.token(&other.id).unwrap().unwrap().revoked_at, None);
+        assert!(store.revoke_host_tokens(&host, later).unwrap().is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use caravan_fleet::{
     DesiredInstance, DrainStatus, Fleet, FleetError, HealthReport, Host, HostName, HostSpec,
     HostUpdate, Instance, InstanceId, Outcome,
 };
-use caravan_tenancy::{Principal, Requirement, Scope, TokenKind, authorize};
+use caravan_tenancy::{Principal, Requirement, Scope, authorize};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -196,18 +196,7 @@ async fn delete_host(
     let at = now();
     let host = name.clone();
     let revoked = state
-        .store(move |store| {
-            let mut revoked = Vec::new();
-            for token in store.tokens(None)? {
-                if token.kind == TokenKind::Agent
-                    && token.host.as_ref() == Some(&host)
-                    && token.revoked_at.is_none()
-                {
-                    revoked.push(store.revoke_token(&token.id, at)?.id);
-                }
-            }
-            Ok(revoked)
-        })
+        .store(move |store| store.revoke_host_tokens(&host, at))
         .await
         .map_err(|error| {
             ApiError::internal(format!(
@@ -216,7 +205,7 @@ async fn delete_host(
             ))
         })?;
     for token in revoked {
-        tracing::info!(%token, host = %name, by = %principal.token(), "agent token revoked with its host");
+        tracing::info!(token = %token.id, host = %name, by = %principal.token(), "agent token revoked with its host");
     }
     Ok(StatusCode::NO_CONTENT)
 }
